@@ -1,0 +1,1 @@
+"""A notebook autograder for Gradescope: sandboxed execution, JSON observations, weighted pytest cases."""

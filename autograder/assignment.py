@@ -1,0 +1,102 @@
+"""What the engine needs to know about an assignment, and how it finds one.
+
+An assignment is a package `autograder/assignments/<name>/` whose `__init__.py` defines `ASSIGNMENT`, plus
+`probes.py` (text run in the student's kernel) and `cases.py` (weighted pytest cases run by the grader).
+Nothing else in the engine knows about any homework.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from autograder.notebook import Notebook
+from autograder.sandbox import Limits
+
+__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment"]
+
+ASSIGNMENTS = Path(__file__).with_name("assignments")
+DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One probe: `entry(args)` in the student's kernel, its reply stored under `name`."""
+
+    name: str
+    entry: str
+    args: dict
+    timeout: int = 60
+
+    def code(self) -> str:
+        return f"_autograder.call({self.entry}, __import__('json').loads({json.dumps(json.dumps(self.args))}))"
+
+
+class Seeds:
+    """Per-submission, per-case seeds: HMAC(secret, notebook digest + case). Same file, same seeds."""
+
+    def __init__(self, secret: str, digest: str):
+        self._secret = secret.encode()
+        self.digest = digest
+
+    def __call__(self, case: str) -> int:
+        mac = hmac.new(self._secret, f"{self.digest}:{case}".encode(), hashlib.sha256)
+        return int.from_bytes(mac.digest()[:4], "big") % 2**31
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str  # the folder name, e.g. "hw4_part1"
+    title: str
+    graded_names: tuple[str, ...]  # definitions that identify this assignment's notebook
+    make_calls: Callable[[Notebook, Seeds], list[Call]]
+    run_all_cells: bool = True  # False: run only imports and definitions (no downloads, no training)
+    limits: Limits = field(default_factory=Limits)
+    reference_paths: tuple[str, ...] = ("solution",)  # relative to the repo root; hidden from the sandbox
+
+    @property
+    def folder(self) -> Path:
+        return ASSIGNMENTS / self.name
+
+    @property
+    def probes_source(self) -> str:
+        return (self.folder / "probes.py").read_text()
+
+    @property
+    def cases_path(self) -> Path:
+        return self.folder / "cases.py"
+
+    def secret(self) -> tuple[str, bool]:
+        """(secret, is_the_development_default)."""
+        if os.environ.get("AUTOGRADER_SECRET"):
+            return os.environ["AUTOGRADER_SECRET"], False
+        path = self.folder / "secret"
+        if path.exists():
+            return path.read_text().strip(), False
+        return DEV_SECRET, True
+
+
+def assignment_names() -> list[str]:
+    return sorted(p.name for p in ASSIGNMENTS.iterdir() if (p / "__init__.py").exists())
+
+
+def load_assignment(name: str) -> Assignment:
+    if name not in assignment_names():
+        raise ValueError(f"unknown assignment {name!r}; known: {', '.join(assignment_names())}")
+    return importlib.import_module(f"autograder.assignments.{name}").ASSIGNMENT
+
+
+def detect_assignment(notebook: Notebook) -> tuple[Assignment, int]:
+    """The assignment whose graded names the notebook defines most of, and that count."""
+    scored = []
+    for name in assignment_names():
+        assignment = load_assignment(name)
+        scored.append((sum(n in notebook.definitions for n in assignment.graded_names), name, assignment))
+    count, _, assignment = max(scored, key=lambda item: item[0])
+    return assignment, count

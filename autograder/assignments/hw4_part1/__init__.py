@@ -1,0 +1,68 @@
+"""HW4 Part 1 (optimizers): which probes run, on which hidden inputs.
+
+Every optimizer is probed on its own, with a seed derived from the submission and the secret, twice:
+with the notebook's hyper-parameters on an ordinary problem ("handout"), and with unusual ones on a problem
+whose optimum lies near the starting point, where gradients are small and details such as the 0.1
+accumulator start or where epsilon goes change the steps ("custom").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from autograder.assignment import Assignment, Call, Seeds
+from autograder.notebook import Notebook
+from autograder.sandbox import Limits
+
+OPTIMIZERS = ("GD", "SGD", "AdaGrad", "Adam")
+HANDOUT_KWARGS = {"GD": {}, "SGD": {}, "AdaGrad": {"lr": 0.1}, "Adam": {"lr": 0.1}}
+CUSTOM_KWARGS = {
+    "GD": {"lr": 0.05},
+    "SGD": {"lr": 0.03},
+    "AdaGrad": {"lr": 0.3, "epsilon": 0.5},
+    "Adam": {"lr": 0.05, "beta1": 0.8, "beta2": 0.95, "epsilon": 0.3},
+}
+HANDOUT_STEPS = 300
+CUSTOM_STEPS = 100
+
+
+def problem(seed: int, near_start: bool = False) -> dict:
+    """A hidden regression problem: X (n, 2) and y (n, 1) as lists."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(40, 200, (1,), generator=g))
+    X = torch.randn(n, 2, generator=g)
+    if near_start:  # the model starts at w = [5, 5], b = 10
+        w, b, noise = 5 + 0.3 * torch.randn(2, 1, generator=g), 10 + 0.3 * torch.randn(1, generator=g), 0.1
+    else:
+        w, b, noise = 6 * torch.rand(2, 1, generator=g) - 3, 4 * torch.rand(1, generator=g) - 2, 0.5
+    y = X @ w + b + noise * torch.randn(n, 1, generator=g)
+    return {"X": X.tolist(), "y": y.tolist()}
+
+
+def make_calls(notebook: Notebook, seeds: Seeds) -> list[Call]:
+    g = torch.Generator().manual_seed(seeds("model"))
+    calls = [
+        Call("forward", "probe_forward", {"X": torch.randn(7, 2, generator=g).tolist()}),
+        Call("loss", "probe_loss", {"y_true": torch.randn(9, 1, generator=g).tolist(),
+                                    "y_pred": torch.randn(9, 1, generator=g).tolist()}),
+        Call("builtin_adam", "probe_builtin_adam",
+             {**problem(seeds("builtin_adam")), "epochs": 3, "batch_size": 16, "lr": 0.05}),
+        Call("public_protocol", "probe_public_protocol", {"steps": HANDOUT_STEPS}, timeout=120),
+    ]
+    for name in OPTIMIZERS:
+        for run, kwargs, steps, near in (("handout", HANDOUT_KWARGS, HANDOUT_STEPS, False),
+                                         ("custom", CUSTOM_KWARGS, CUSTOM_STEPS, True)):
+            seed = seeds(f"{name}:{run}")
+            args = {"class": name, "kwargs": kwargs[name], "steps": steps, "seed": seed, **problem(seed, near)}
+            calls.append(Call(f"{name}:{run}", "probe_optimizer", args))
+    return calls
+
+
+ASSIGNMENT = Assignment(
+    name="hw4_part1",
+    title="HW4 Part 1: building your own optimizers",
+    graded_names=("LinearModel", "loss", "train_with_torch_adam", "GD", "SGD", "AdaGrad", "Adam"),
+    make_calls=make_calls,
+    run_all_cells=True,
+    limits=Limits(wall_seconds=540, cell_timeout=120, memory_mb=1200),
+)

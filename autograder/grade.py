@@ -1,0 +1,140 @@
+"""One submission, one straight line: notebook -> sandbox -> observations -> graded cases -> results.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import time
+import traceback
+from pathlib import Path
+
+from autograder.assignment import ASSIGNMENTS, Assignment, Seeds, assignment_names, detect_assignment, load_assignment
+from autograder.errors import GraderError, SubmissionError
+from autograder.notebook import Notebook, find_notebooks, load_notebook
+from autograder.plugin import Submission, run_cases
+from autograder.results import build_results, failure_results, write_results
+from autograder.sandbox import Limits, run_worker
+
+__all__ = ["grade"]
+
+ROOT = Path(__file__).resolve().parent.parent
+PRELUDE = Path(__file__).with_name("kernel_prelude.py")
+PROTECTED = ("tests",)  # besides each assignment's reference paths and the assignments folder itself
+
+
+def grade(submission: Path, results_path: Path, assignment_name: str | None = None, log=print,
+          limits: Limits | None = None) -> dict:
+    """Grade one submission (a notebook or a folder) and write results.json, whatever happens.
+
+    `limits` replaces the assignment's sandbox limits (tests use short timeouts).
+    """
+    started = time.monotonic()
+    results = None
+    try:
+        notebook, notes = choose_notebook(submission, assignment_name)
+        assignment = load_assignment(assignment_name) if assignment_name else detect_assignment(notebook)[0]
+        if limits is not None:
+            assignment = dataclasses.replace(assignment, limits=limits)
+        log(f"grading {notebook.path} as {assignment.name}")
+        results = grade_notebook(notebook, assignment, notes, started)
+    except SubmissionError as error:
+        log(f"submission error: {error.staff_detail}")
+        assignment = load_assignment(assignment_name or assignment_names()[0])
+        results = _grade_without_run(assignment, error.student_message, started)
+    except Exception:  # a grader bug must still leave a valid results.json
+        detail = traceback.format_exc()
+        log(detail)
+        results = failure_results("Your course staff have been told; please let them know as well.", detail,
+                                  time.monotonic() - started)
+    finally:
+        if results is None:  # KeyboardInterrupt or SystemExit while grading
+            results = failure_results("Grading was interrupted.", "interrupted", time.monotonic() - started)
+        write_results(results, results_path)
+    return results
+
+
+def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Notebook, list[str]]:
+    """The notebook to grade; with several, the one defining most graded names (then the newest)."""
+    candidates = find_notebooks(submission)
+    if len(candidates) == 1:
+        return load_notebook(candidates[0]), []
+    loaded, problems = [], []
+    for path in candidates:
+        try:
+            loaded.append(load_notebook(path))
+        except SubmissionError as error:
+            problems.append(error.student_message)
+    if not loaded:
+        raise SubmissionError(problems[0])
+
+    def score(notebook: Notebook) -> tuple[int, float]:
+        names = load_assignment(assignment_name).graded_names if assignment_name else None
+        count = sum(n in notebook.definitions for n in names) if names else detect_assignment(notebook)[1]
+        return count, notebook.path.stat().st_mtime
+
+    chosen = max(loaded, key=score)
+    others = ", ".join(f"`{n.path.name}`" for n in loaded if n is not chosen)
+    return chosen, [f"Your submission holds {len(candidates)} notebooks; graded `{chosen.path.name}`, the one "
+                    f"that defines the most graded functions and classes (not graded: {others})."]
+
+
+def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
+    secret, is_default = assignment.secret()
+    seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
+    calls = assignment.make_calls(notebook, seeds)
+    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
+    cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells \
+        else notebook.definitions_only()
+    request = {
+        "cells": cells,
+        "recovery_cells": notebook.definitions_only(),
+        "prelude": PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n",
+        "probes": assignment.probes_source,
+        "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in calls],
+    }
+    protected = [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
+    run = run_worker(request, assignment.limits, protected)
+    reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
+    submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference)
+    cases, pytest_log = run_cases(assignment.cases_path, submission)
+    staff = run.notes + ([f"using the development secret: hidden seeds are predictable"] if is_default else [])
+    staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB")
+    summary = _summary(notebook, assignment, run, notes)
+    return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff))
+
+
+def _grade_without_run(assignment: Assignment, message: str, started: float) -> dict:
+    """Every case is still listed, each scoring 0 with the reason, so students see what was expected."""
+    submission = Submission(None, None, message, {}, None, None)
+    cases, _ = run_cases(assignment.cases_path, submission)
+    return build_results(cases, f"**Your submission could not be graded.** {message}", time.monotonic() - started)
+
+
+def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) -> str:
+    lines = [f"Graded `{notebook.path.name}` as **{assignment.title}**."] + notes
+    lines += [f"- {error}" for error in notebook.syntax_errors]
+    if run.reply is None:
+        lines.append(f"**Your notebook could not be run: {run.problem}.** Every check below scores 0.")
+        if run.memory_exceeded:
+            lines.append("It used more memory than allowed; look for a loop that keeps allocating.")
+        return "\n\n".join(lines)
+    cells = run.reply.get("cells", [])
+    labels = {c.id: c.label for c in notebook.cells}
+    failed = [c for c in cells if c.get("status") not in ("ok", "skipped")]
+    if assignment.run_all_cells:
+        if failed:
+            first = failed[0]
+            lines.append(f"Your notebook ran top to bottom: {len(cells)} code cells, {len(failed)} with errors. "
+                         f"The first was {labels.get(first['id'], first['id'])}: "
+                         f"`{first.get('error', first.get('status'))}`.")
+            lines += [f"- {labels.get(c['id'], c['id'])}: `{c.get('error', c['status'])}`" for c in failed[1:8]]
+        else:
+            lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells).")
+    if "kernel_restarted" in run.reply.get("events", []):
+        lines.append("Your notebook's kernel stopped (it crashed, exited, or hung); the checks below ran in a "
+                     "fresh kernel holding only your imports, functions and classes.")
+    if run.reply.get("output_truncated"):
+        lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
+    return "\n\n".join(lines)

@@ -1,0 +1,137 @@
+"""Finding, loading and reading a submitted notebook: its code cells and the definitions they make.
+
+Nothing here executes student code. Graded code is located by name (class / def), not by cell index, so
+deleted, moved and duplicated cells are tolerated: as in Python, the last definition of a name wins.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+from autograder.errors import SubmissionError
+
+__all__ = ["CodeCell", "Definition", "Notebook", "find_notebooks", "load_notebook"]
+
+MAX_NOTEBOOK_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class CodeCell:
+    index: int  # position among all cells, 0-based
+    id: str
+    source: str  # as written, magics included
+
+    @property
+    def label(self) -> str:
+        return f"cell {self.index + 1} (id `{self.id}`)"
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    kind: str  # "class" or "function"
+    bases: tuple[str, ...]  # source text of each base class
+    cell: CodeCell
+    line: int  # first line in the cell, 1-based
+    source: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "bases": list(self.bases), "cell": self.cell.id,
+                "cell_label": self.cell.label, "line": self.line, "source": self.source}
+
+
+@dataclass
+class Notebook:
+    path: Path
+    cells: list[CodeCell]
+    definitions: dict[str, list[Definition]] = field(default_factory=dict)
+    imports: list[tuple[CodeCell, int, str]] = field(default_factory=list)  # top-level imports: cell, line, text
+    syntax_errors: list[str] = field(default_factory=list)  # one Markdown line each
+
+    def last(self, name: str, where=lambda d: True) -> Definition | None:
+        matches = [d for d in self.definitions.get(name, []) if where(d)]
+        return matches[-1] if matches else None
+
+    def definitions_only(self) -> list[dict]:
+        """Imports, then every def and class in notebook order: what a run needs without top-level work."""
+        by_cell: dict[str, list[tuple[int, str]]] = {}
+        for cell, line, statement in self.imports:
+            by_cell.setdefault(cell.id, []).append((line, statement))
+        for group in self.definitions.values():
+            for d in group:
+                by_cell.setdefault(d.cell.id, []).append((d.line, d.source))
+        return [{"id": cell.id, "source": "\n\n".join(text for _, text in sorted(by_cell[cell.id]))}
+                for cell in self.cells if cell.id in by_cell]
+
+
+def python_source(cell_source: str) -> str:
+    """The cell as plain Python: IPython magics and shell escapes become function calls."""
+    return TransformerManager().transform_cell(cell_source)
+
+
+def find_notebooks(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SubmissionError(f"Nothing was submitted at `{path.name}`.")
+    found = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and p.is_file())
+    if not found:
+        names = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
+        raise SubmissionError(f"No Jupyter notebook (`*.ipynb`) was found in your submission (it holds: {names}).")
+    return found
+
+
+def load_notebook(path: Path) -> Notebook:
+    """Read cells leniently: a notebook without metadata or ids still grades; a non-notebook does not."""
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"`{path.name}` is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB; clear its outputs.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except json.JSONDecodeError as error:
+        raise SubmissionError(
+            f"`{path.name}` is not a valid notebook: it is not JSON (line {error.lineno}: {error.msg}). "
+            "Download it again from Jupyter with File > Download.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise SubmissionError(f"`{path.name}` is JSON but not a Jupyter notebook (it has no list of cells).")
+    cells, seen = [], set()
+    for index, raw in enumerate(data["cells"]):
+        if not isinstance(raw, dict) or raw.get("cell_type") != "code":
+            continue
+        source = raw.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        cell_id = str(raw.get("id") or f"cell-{index + 1}")
+        if cell_id in seen:  # duplicated cells keep their ids; make them unique for reporting
+            cell_id = f"{cell_id}-{index + 1}"
+        seen.add(cell_id)
+        cells.append(CodeCell(index, cell_id, source))
+    notebook = Notebook(path, cells)
+    for cell in cells:
+        _index_cell(notebook, cell)
+    return notebook
+
+
+def _index_cell(notebook: Notebook, cell: CodeCell) -> None:
+    try:
+        source = python_source(cell.source)
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        notebook.syntax_errors.append(f"{cell.label} has a syntax error at line {error.lineno}: {error.msg}")
+        return
+    except Exception as error:  # IPython's transformer can fail on odd input
+        notebook.syntax_errors.append(f"{cell.label} could not be read: {error}")
+        return
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            notebook.imports.append((cell, node.lineno, ast.get_source_segment(source, node)))
+        elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            lines = source.split("\n")[start - 1:node.end_lineno]
+            bases = tuple(ast.unparse(b) for b in getattr(node, "bases", ()))
+            kind = "class" if isinstance(node, ast.ClassDef) else "function"
+            notebook.definitions.setdefault(node.name, []).append(
+                Definition(node.name, kind, bases, cell, start, "\n".join(lines)))

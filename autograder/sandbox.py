@@ -1,0 +1,351 @@
+"""The supervisor side of the sandbox: start worker.py under limits, collect its JSON reply, kill what is left.
+
+Layers, each used where the OS allows and reported in `WorkerRun.notes` where it does not:
+  * an unprivileged user (when the grader runs as root; created on first use);
+  * a cgroup (v1 memory + pids) around the whole tree, which is also how every process is found and killed,
+    a student's detached background processes included;
+  * rlimits on CPU time, file size, core dumps, and processes / address space where there is no cgroup;
+  * a private network namespace (no interface but a down loopback: no network at all);
+  * a scratch working directory, a scrubbed environment, OMP_NUM_THREADS=1, and a wall-clock timeout.
+The reply crosses back on a pipe only the worker holds, as JSON; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pwd
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Limits", "WorkerRun", "run_worker", "SANDBOX_USER"]
+
+WORKER = Path(__file__).with_name("worker.py")
+SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CLONE_NEWNET = 0x40000000
+REPLY_LIMIT = 32_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: int = 540  # whole worker run; Gradescope's default box allows 600 s per submission
+    cell_timeout: int = 120  # one notebook cell or one probe
+    memory_mb: int = 1200  # whole process tree (cgroup), or per process address space without one
+    max_processes: int = 128  # threads count too
+    max_file_mb: int = 64  # largest file the student's code may write
+    output_kb_per_cell: int = 1000  # printed output kept per cell
+
+
+@dataclass
+class WorkerRun:
+    reply: dict | None
+    returncode: int | None = None
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    peak_memory_mb: float | None = None
+    wall_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    problem: str = ""  # why there is no reply, for the student
+
+
+def run_worker(request: dict, limits: Limits, protected: list[Path]) -> WorkerRun:
+    started = time.monotonic()
+    notes: list[str] = []
+    user = _sandbox_user(notes)
+    if user:
+        _make_private(protected)
+        _let_user_run_python(notes)
+    scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
+    groups = _Cgroups.create(limits, notes)
+    isolate_network = _can_unshare_network(notes)
+    if user:
+        os.chown(scratch, user.pw_uid, user.pw_gid)
+    log = (scratch.parent / f"{scratch.name}.log").open("w+b")  # root-owned; the worker gets only the fd
+    reply_read, reply_write = os.pipe()
+    env = _scrubbed_env(scratch)
+    request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
+               "output_limit": limits.output_kb_per_cell * 1000}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER), str(reply_write)],
+            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=scratch, env=env,
+            pass_fds=(reply_write,),
+            preexec_fn=lambda: _enter_sandbox(limits, groups, user, isolate_network),
+        )
+    except OSError as error:
+        os.close(reply_read)
+        os.close(reply_write)
+        groups.remove()
+        shutil.rmtree(scratch, ignore_errors=True)
+        return WorkerRun(None, notes=notes, problem=f"the sandbox could not start: {error}")
+    os.close(reply_write)
+    reply_chunks: list[bytes] = []
+    reader = threading.Thread(target=_read_capped, args=(reply_read, reply_chunks), daemon=True)
+    reader.start()
+    run = WorkerRun(None, notes=notes)
+    try:
+        process.stdin.write(json.dumps(request).encode())
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
+    try:
+        run.returncode = process.wait(timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        run.timed_out = True
+    finally:
+        _kill_tree(process, groups, user)
+        reader.join(timeout=5)
+        run.memory_exceeded, run.peak_memory_mb = groups.memory_report()
+        groups.remove()
+        log.seek(max(0, log.seek(0, 2) - 4000))
+        notes.append("worker log tail:\n" + log.read().decode(errors="replace"))
+        log.close()
+        os.unlink(log.name)
+        shutil.rmtree(scratch, ignore_errors=True)
+    run.wall_seconds = time.monotonic() - started
+    run.reply, run.problem = _parse_reply(b"".join(reply_chunks), run)
+    return run
+
+
+def _parse_reply(raw: bytes, run: WorkerRun) -> tuple[dict | None, str]:
+    if run.timed_out:
+        return None, "the notebook did not finish within the time limit"
+    if not raw:
+        if run.memory_exceeded:
+            return None, "the notebook ran out of memory"
+        return None, f"the grading process stopped without a result (exit status {run.returncode})"
+    if len(raw) >= REPLY_LIMIT:
+        return None, "the grading process produced too much data"
+    try:
+        reply = json.loads(raw)
+    except json.JSONDecodeError:
+        return None, "the grading process produced an unreadable result"
+    return (reply, "") if isinstance(reply, dict) else (None, "the grading process produced an unreadable result")
+
+
+def _read_capped(fd: int, chunks: list[bytes]) -> None:
+    size = 0
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(65536):
+            if size < REPLY_LIMIT:
+                chunks.append(chunk)
+            size += len(chunk)
+
+
+def _scrubbed_env(scratch: Path) -> dict[str, str]:
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
+        "JUPYTER_RUNTIME_DIR": str(scratch / ".jupyter"), "IPYTHONDIR": str(scratch / ".ipython"),
+        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see the machine notes: old OpenBLAS needs them
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _sandbox_user(notes: list[str]) -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        notes.append("not running as root: student code runs as the current user, and the reference is "
+                      "readable to it (local dry runs only; Gradescope runs as root)")
+        return None
+    try:
+        return pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        pass
+    created = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
+        capture_output=True, text=True)
+    if created.returncode != 0:
+        notes.append(f"could not create user {SANDBOX_USER} ({created.stderr.strip()}): running as nobody")
+        return pwd.getpwnam("nobody")
+    notes.append(f"created the sandbox user {SANDBOX_USER}")
+    return pwd.getpwnam(SANDBOX_USER)
+
+
+def _make_private(paths: list[Path]) -> None:
+    """Only the owner (root) may enter these folders: the reference and the hidden cases."""
+    for path in paths:
+        if path.is_dir():
+            path.chmod(path.stat().st_mode & ~0o077)
+
+
+def _let_user_run_python(notes: list[str]) -> None:
+    """The sandbox user must reach the interpreter, its libraries and worker.py (a venv under /root, say)."""
+    import sysconfig
+    needed = {Path(sys.executable).resolve(), Path(sysconfig.get_paths()["stdlib"]).resolve(),
+              Path(sysconfig.get_paths()["purelib"]).resolve(), WORKER.resolve()}
+    for path in needed:
+        for folder in path.parents:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)  # traverse only: the sandbox can't list or read the folder
+                notes.append(f"granted the sandbox user traverse permission on {folder}")
+
+
+def _can_unshare_network(notes: list[str]) -> bool:
+    if os.geteuid() != 0:
+        notes.append("no network isolation: unshare needs root")
+        return False
+    pid = os.fork()
+    if pid == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(CLONE_NEWNET) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        notes.append("no network isolation: this container refuses unshare(CLONE_NEWNET)")
+        return False
+    return True
+
+
+class _Cgroups:
+    """A memory and a pids cgroup (v1) around the worker's tree; inert where cgroups are unavailable."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths = paths
+
+    @classmethod
+    def create(cls, limits: Limits, notes: list[str]) -> "_Cgroups":
+        paths = {}
+        name = f"autograder-{uuid.uuid4().hex[:12]}"
+        for controller in ("memory", "pids"):
+            path = CGROUP_ROOT / controller / name
+            try:
+                path.mkdir()
+                paths[controller] = path
+            except OSError:
+                pass
+        groups = cls(paths)
+        try:
+            if "memory" in paths:
+                (paths["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
+                swap = paths["memory"] / "memory.memsw.limit_in_bytes"
+                if swap.exists():
+                    swap.write_text(str(limits.memory_mb * 2**20))
+            if "pids" in paths:
+                (paths["pids"] / "pids.max").write_text(str(limits.max_processes))
+        except OSError as error:
+            notes.append(f"cgroup limits could not be set ({error}); using rlimits")
+            groups.remove()
+            groups = cls({})
+        for controller in ("memory", "pids"):
+            if controller not in groups.paths:
+                notes.append(f"no {controller} cgroup: falling back to rlimits for {controller}")
+        return groups
+
+    def join(self) -> None:
+        for path in self.paths.values():
+            (path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def pids(self) -> set[int]:
+        found = set()
+        for path in self.paths.values():
+            try:
+                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+            except OSError:
+                pass
+        return found
+
+    def memory_report(self) -> tuple[bool, float | None]:
+        path = self.paths.get("memory")
+        if not path:
+            return False, None
+        try:
+            failures = int((path / "memory.failcnt").read_text())
+            peak = int((path / "memory.max_usage_in_bytes").read_text()) / 2**20
+            oom_kills = [line for line in (path / "memory.oom_control").read_text().split("\n")
+                         if line.startswith("oom_kill ")]
+            killed = bool(oom_kills) and int(oom_kills[0].split()[1]) > 0
+            return killed or failures > 0 and peak > 0.9 * int(
+                (path / "memory.limit_in_bytes").read_text()) / 2**20, round(peak, 1)
+        except (OSError, ValueError):
+            return False, None
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def _enter_sandbox(limits: Limits, groups: _Cgroups, user, isolate_network: bool) -> None:
+    """Runs in the child between fork and exec, still as the grader's user: no Python objects may cross."""
+    os.setsid()
+    groups.join()
+    if isolate_network:
+        ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.wall_seconds * 2, limits.wall_seconds * 2))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * 2**20,) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if "memory" not in groups.paths:
+        # Address space, not resident memory: torch maps far more than it touches, hence the factor.
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 4 * 2**20,) * 2)
+    if "pids" not in groups.paths and user is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
+    if user is not None:
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+
+def _kill_tree(process: subprocess.Popen, groups: _Cgroups, user) -> None:
+    """Kill the worker, its kernel and anything they started, detached or not."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for _ in range(100):  # a fork bomb may still be forking: repeat until the cgroup is empty
+        remaining = groups.pids()
+        if not remaining:
+            break
+        for pid in remaining:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    if not groups.paths and user is not None:
+        _kill_user_processes(user.pw_uid)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _kill_user_processes(uid: int) -> None:
+    """Without cgroups, the sandbox user's processes are found through /proc."""
+    for _ in range(20):
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def _owner(proc: Path) -> int | None:
+    try:
+        return proc.stat().st_uid
+    except OSError:
+        return None

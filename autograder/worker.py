@@ -1,0 +1,171 @@
+"""The sandboxed worker: runs a student's notebook in a Jupyter kernel, then the assignment's probes.
+
+Started by sandbox.py as the unprivileged user, with limits already applied. It reads one JSON request on
+stdin, writes one JSON reply to the file descriptor named on the command line, and nothing else crosses back.
+It imports nothing from the grader: the reference and the hidden cases are not in its view.
+
+Request:  {"cells": [{"id", "source"}], "recovery_cells": [...], "prelude": str, "probes": str,
+           "calls": [{"name", "code", "timeout"}], "cell_timeout": s, "deadline": s, "output_limit": bytes}
+Reply:    {"cells": [{"id", "status", "error"?}], "probes": {name: {"ok", "value"|"error"}}, "events": [str]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import nbformat
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+PROBE_MIME = "application/x-autograder-observation+json"
+ERROR_TEXT_LIMIT = 2000
+
+
+class CappedClient(NotebookClient):
+    """Keeps at most `output_limit` bytes of output per cell, so 50 MB of prints cannot exhaust memory."""
+
+    output_limit = 1_000_000
+    kept = 0
+    truncated = False
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        if self.kept + size > self.output_limit:
+            self.truncated = True
+            return None
+        self.kept += size
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class Kernel:
+    """One kernel and the cells run in it; a hung or dead kernel is reported, never raised."""
+
+    def __init__(self, scratch: str, output_limit: int):
+        self.notebook = nbformat.v4.new_notebook()
+        self.client = CappedClient(
+            self.notebook,
+            km=KernelManager(kernel_name="python3", transport="ipc"),
+            resources={"metadata": {"path": scratch}},
+            allow_errors=True,
+            interrupt_on_timeout=False,
+            iopub_timeout=10,
+        )
+        self.client.output_limit = output_limit
+        self.client.start_new_kernel(cwd=scratch)
+        self.client.start_new_kernel_client()
+        self.alive = True
+
+    def run(self, source: str, timeout: float, output_limit: int | None = None) -> dict:
+        cell = nbformat.v4.new_code_cell(source)
+        self.notebook.cells.append(cell)
+        self.client.timeout = max(1, int(timeout))
+        self.client.kept = 0
+        if output_limit:
+            self.client.output_limit = output_limit
+        started = time.monotonic()
+        try:
+            self.client.execute_cell(cell, len(self.notebook.cells) - 1)
+        except CellTimeoutError:
+            self._recover_from_timeout()
+            return {"status": "timeout", "error": f"did not finish within {int(timeout)} s"}
+        except DeadKernelError:
+            self.alive = False
+            return {"status": "died", "error": "the kernel died (os._exit, a crash, or the memory limit)"}
+        finally:
+            outputs, cell.outputs = cell.outputs, []  # keep only what the reply needs
+        result = {"status": "ok", "seconds": round(time.monotonic() - started, 3), "outputs": outputs}
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        if errors:
+            result.update(status="error", error=_error_text(errors[0]))
+        return result
+
+    def _recover_from_timeout(self) -> None:
+        """Interrupt; if the kernel ignores it (a bare `except:` around a loop), it cannot be reused."""
+        try:
+            self.client.km.interrupt_kernel()
+            self.client.timeout = 5
+            probe = nbformat.v4.new_code_cell("pass")
+            self.notebook.cells.append(probe)
+            self.client.execute_cell(probe, len(self.notebook.cells) - 1)
+        except (CellTimeoutError, DeadKernelError):
+            self.alive = False
+
+    def shutdown(self) -> None:
+        try:
+            self.client.kc.stop_channels()
+            self.client.km.shutdown_kernel(now=True)
+        except Exception:  # the sandbox kills whatever is left
+            pass
+
+
+def _error_text(error: dict) -> str:
+    text = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}"
+    return text[:ERROR_TEXT_LIMIT]
+
+
+def _observation(outputs: list) -> dict | None:
+    for output in outputs:
+        data = output.get("data", {}) if output.get("output_type") in ("display_data", "execute_result") else {}
+        if PROBE_MIME in data:
+            payload = data[PROBE_MIME]
+            return payload if isinstance(payload, dict) else json.loads(payload)
+    return None
+
+
+def grade(request: dict) -> dict:
+    deadline = time.monotonic() + request["deadline"]
+    scratch = os.getcwd()
+    reply: dict = {"cells": [], "probes": {}, "events": []}
+    kernel = Kernel(scratch, request["output_limit"])
+    try:
+        for cell in request["cells"]:
+            if not kernel.alive or time.monotonic() > deadline:
+                reply["cells"].append({"id": cell["id"], "status": "skipped"})
+                continue
+            timeout = min(request["cell_timeout"], deadline - time.monotonic())
+            result = kernel.run(cell["source"], timeout)
+            result.pop("outputs")
+            reply["cells"].append({"id": cell["id"], **result})
+        if not kernel.alive:
+            kernel.shutdown()
+            reply["events"].append("kernel_restarted")
+            kernel = Kernel(scratch, request["output_limit"])
+            for cell in request["recovery_cells"]:
+                kernel.run(cell["source"], request["cell_timeout"])
+        for setup in (request["prelude"], request["probes"]):
+            setup_result = kernel.run(setup, request["cell_timeout"])
+            if setup_result["status"] != "ok":
+                reply["events"].append(f"probe setup failed: {setup_result.get('error')}")
+        for call in request["calls"]:
+            if not kernel.alive or time.monotonic() > deadline:
+                why = "the kernel had died" if not kernel.alive else "the time limit was reached"
+                reply["probes"][call["name"]] = {"ok": False, "error": f"not run: {why}"}
+                continue
+            timeout = min(call["timeout"], deadline - time.monotonic())
+            result = kernel.run(call["code"], timeout, output_limit=8_000_000)
+            observation = _observation(result["outputs"]) if result["status"] == "ok" else None
+            if observation is None:
+                observation = {"ok": False, "error": result.get("error") or "the probe returned nothing"}
+                if result["status"] in ("timeout", "died"):
+                    observation["error"] = f"{result['status']}: {result['error']}"
+            reply["probes"][call["name"]] = observation
+        reply["output_truncated"] = kernel.client.truncated
+    finally:
+        kernel.shutdown()
+    return reply
+
+
+def main() -> None:
+    reply_fd = int(sys.argv[1])
+    request = json.load(sys.stdin)
+    reply = grade(request)
+    with os.fdopen(reply_fd, "w") as out:
+        json.dump(reply, out, default=str)
+
+
+if __name__ == "__main__":
+    main()
