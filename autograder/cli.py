@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from autograder.grade import grade
 from autograder.results import console_table
 
 ROOT = Path(__file__).resolve().parent.parent
-GRADESCOPE_SUBMISSION = Path("/autograder/submission")
-GRADESCOPE_RESULTS = Path("/autograder/results/results.json")
+# Gradescope's tree; AUTOGRADER_HOME points elsewhere for a fake tree in tests.
+GRADESCOPE = Path(os.environ.get("AUTOGRADER_HOME", "/autograder"))
 EXAMPLES = [
     ("reference solution", ROOT / "solution/notebooks/hw4_part1.ipynb"),
     ("student template", ROOT / "student_template/hw4_part1.ipynb"),
@@ -28,11 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("results.json"), help="where results.json goes")
     parser.add_argument("--assignment", help="assignment folder name; detected from the notebook by default")
     parser.add_argument("--examples", action="store_true", help="grade the shipped example submissions")
+    parser.add_argument("--submissions", type=Path, help="grade every submission in this folder (batch; also a "
+                        "Gradescope export with submission_metadata.yml)")
+    parser.add_argument("--out", type=Path, help="batch output folder (default: out/batch/<folder name>)")
+    parser.add_argument("--jobs", type=int, help="batch: submissions graded at once (default: the CPU count)")
+    parser.add_argument("--force", action="store_true", help="batch: regrade submissions already graded")
+    commands = parser.add_subparsers(dest="command", metavar="build")
+    build_parser = commands.add_parser("build", help="write the Gradescope zip of one assignment")
+    build_parser.add_argument("--assignment", required=True, help="assignment folder name, e.g. hw4_part1")
+    build_parser.add_argument("-o", "--output", type=Path, default=Path("dist"), help="folder for the zip")
     args = parser.parse_args(argv)
+    if args.command == "build":
+        return _build(args.assignment, args.output)
+    if args.submissions is not None:
+        return _batch(args)
     if args.examples:
         return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
     if args.submission is None:
-        grade(GRADESCOPE_SUBMISSION, GRADESCOPE_RESULTS)
+        grade(GRADESCOPE / "submission", GRADESCOPE / "results" / "results.json")
         return 0
     results = grade(args.submission, args.results, args.assignment, log=lambda m: print(m, file=sys.stderr))
     print(results["output"], "\n")
@@ -50,4 +64,31 @@ def _examples(out: Path) -> int:
         summary.append(f"{label:<32} {results['score']:>5g} / {total:g}   ({target})")
         print(f"\n=== {label}: {notebook.relative_to(ROOT)}\n{console_table(results)}")
     print("\n" + "\n".join(summary))
+    return 0
+
+
+# build and batch are staff tools, imported on use: Gradescope's path never depends on them.
+def _build(assignment: str, output: Path) -> int:
+    from autograder.build import BuildError, build
+    try:
+        build(assignment, output)
+    except BuildError as error:
+        print(f"build failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from autograder.batch import default_out, grade_all, summary_text
+    jobs = grade_all.__kwdefaults__["jobs"] if args.jobs is None else args.jobs
+    out = args.out or default_out(args.submissions)
+    try:
+        rows = grade_all(args.submissions, out, jobs=jobs, force=args.force, assignment=args.assignment)
+    except ValueError as error:
+        print(f"batch failed: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: submissions in progress were not recorded; rerun to finish", file=sys.stderr)
+        return 130
+    print(summary_text(rows, out))
     return 0

@@ -56,7 +56,7 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
 
 
 def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Notebook, list[str]]:
-    """The notebook to grade; with several, the one defining most graded names (then the newest)."""
+    """The notebook to grade; with several, the one implementing most graded names (then the newest)."""
     candidates = find_notebooks(submission)
     if len(candidates) == 1:
         return load_notebook(candidates[0]), []
@@ -69,15 +69,17 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
     if not loaded:
         raise SubmissionError(problems[0])
 
+    names = load_assignment(assignment_name).graded_names if assignment_name else \
+        sorted({n for a in assignment_names() for n in load_assignment(a).graded_names})
+
     def score(notebook: Notebook) -> tuple[int, float]:
-        names = load_assignment(assignment_name).graded_names if assignment_name else None
-        count = sum(n in notebook.definitions for n in names) if names else detect_assignment(notebook)[1]
-        return count, notebook.path.stat().st_mtime
+        written = sum(1 for n in names if (d := notebook.last(n)) is not None and not d.is_stub)
+        return written, notebook.path.stat().st_mtime
 
     chosen = max(loaded, key=score)
     others = ", ".join(f"`{n.path.name}`" for n in loaded if n is not chosen)
     return chosen, [f"Your submission holds {len(candidates)} notebooks; graded `{chosen.path.name}`, the one "
-                    f"that defines the most graded functions and classes (not graded: {others})."]
+                    f"that implements the most graded functions and classes (not graded: {others})."]
 
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
@@ -89,7 +91,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
         else notebook.definitions_only()
     request = {
         "cells": cells,
-        "recovery_cells": notebook.definitions_only(),
+        "definition_cells": notebook.definitions_only(),
         "prelude": PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n",
         "probes": assignment.probes_source,
         "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in calls],
@@ -133,8 +135,9 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
         else:
             lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells).")
     if "kernel_restarted" in run.reply.get("events", []):
-        lines.append("Your notebook's kernel stopped (it crashed, exited, or hung); the checks below ran in a "
-                     "fresh kernel holding only your imports, functions and classes.")
+        lines.append("Your notebook's kernel stopped (it crashed, exited, ran out of memory, or ignored an "
+                     "interrupt); the checks below ran in a fresh kernel holding only your imports, functions "
+                     "and classes.")
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
     return "\n\n".join(lines)

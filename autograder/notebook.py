@@ -40,6 +40,11 @@ class Definition:
     line: int  # first line in the cell, 1-based
     source: str
 
+    @property
+    def is_stub(self) -> bool:
+        """Still the template's placeholder."""
+        return "raise NotImplementedError" in self.source
+
     def to_json(self) -> dict:
         return {"name": self.name, "bases": list(self.bases), "cell": self.cell.id,
                 "cell_label": self.cell.label, "line": self.line, "source": self.source}
@@ -58,15 +63,15 @@ class Notebook:
         return matches[-1] if matches else None
 
     def definitions_only(self) -> list[dict]:
-        """Imports, then every def and class in notebook order: what a run needs without top-level work."""
+        """All imports in one cell, then every def and class in notebook order, each cell's in source order:
+        what the probes need, without the notebook's top-level work (and whatever its cell order)."""
+        imports = [{"id": "imports", "source": "\n".join(text for _, _, text in self.imports)}]
         by_cell: dict[str, list[tuple[int, str]]] = {}
-        for cell, line, statement in self.imports:
-            by_cell.setdefault(cell.id, []).append((line, statement))
         for group in self.definitions.values():
             for d in group:
                 by_cell.setdefault(d.cell.id, []).append((d.line, d.source))
-        return [{"id": cell.id, "source": "\n\n".join(text for _, text in sorted(by_cell[cell.id]))}
-                for cell in self.cells if cell.id in by_cell]
+        return imports + [{"id": cell.id, "source": "\n\n".join(text for _, text in sorted(by_cell[cell.id]))}
+                          for cell in self.cells if cell.id in by_cell]
 
 
 def python_source(cell_source: str) -> str:

@@ -4,7 +4,7 @@ Started by sandbox.py as the unprivileged user, with limits already applied. It 
 stdin, writes one JSON reply to the file descriptor named on the command line, and nothing else crosses back.
 It imports nothing from the grader: the reference and the hidden cases are not in its view.
 
-Request:  {"cells": [{"id", "source"}], "recovery_cells": [...], "prelude": str, "probes": str,
+Request:  {"cells": [{"id", "source"}], "definition_cells": [...], "prelude": str, "probes": str,
            "calls": [{"name", "code", "timeout"}], "cell_timeout": s, "deadline": s, "output_limit": bytes}
 Reply:    {"cells": [{"id", "status", "error"?}], "probes": {name: {"ok", "value"|"error"}}, "events": [str]}
 """
@@ -17,7 +17,8 @@ import sys
 import time
 
 import nbformat
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -48,11 +49,12 @@ class Kernel:
         self.notebook = nbformat.v4.new_notebook()
         self.client = CappedClient(
             self.notebook,
-            km=KernelManager(kernel_name="python3", transport="ipc"),
+            km=AsyncKernelManager(kernel_name="python3", transport="ipc"),  # async: timeouts need a free loop
             resources={"metadata": {"path": scratch}},
             allow_errors=True,
-            interrupt_on_timeout=False,
-            iopub_timeout=10,
+            interrupt_on_timeout=True,  # nbclient's own path: interrupt, then finish the cell as an error
+            error_on_timeout={"ename": "CellTimeoutError", "evalue": "timed out", "traceback": []},
+            iopub_timeout=4,
         )
         self.client.output_limit = output_limit
         self.client.start_new_kernel(cwd=scratch)
@@ -62,42 +64,48 @@ class Kernel:
     def run(self, source: str, timeout: float, output_limit: int | None = None) -> dict:
         cell = nbformat.v4.new_code_cell(source)
         self.notebook.cells.append(cell)
-        self.client.timeout = max(1, int(timeout))
+        limit = self.client.timeout = max(1, int(timeout))
         self.client.kept = 0
         if output_limit:
             self.client.output_limit = output_limit
         started = time.monotonic()
         try:
             self.client.execute_cell(cell, len(self.notebook.cells) - 1)
-        except CellTimeoutError:
-            self._recover_from_timeout()
-            return {"status": "timeout", "error": f"did not finish within {int(timeout)} s"}
-        except DeadKernelError:
+        except (CellTimeoutError, DeadKernelError):
             self.alive = False
-            return {"status": "died", "error": "the kernel died (os._exit, a crash, or the memory limit)"}
         finally:
             outputs, cell.outputs = cell.outputs, []  # keep only what the reply needs
-        result = {"status": "ok", "seconds": round(time.monotonic() - started, 3), "outputs": outputs}
+        seconds = time.monotonic() - started
+        if not self.alive or not self.client.km.has_kernel or not run_sync(self.client.km.is_alive)():
+            self.alive = False
+            return {"status": "died", "error": "the kernel died (os._exit, a crash, or the memory limit)"}
+        if seconds >= limit:
+            self._check_responsive()
+            return {"status": "timeout", "error": f"did not finish within {limit} s"}
+        result = {"status": "ok", "seconds": round(seconds, 3), "outputs": outputs}
         errors = [o for o in outputs if o.get("output_type") == "error"]
         if errors:
             result.update(status="error", error=_error_text(errors[0]))
         return result
 
-    def _recover_from_timeout(self) -> None:
-        """Interrupt; if the kernel ignores it (a bare `except:` around a loop), it cannot be reused."""
+    def _check_responsive(self) -> None:
+        """After an interrupted cell: a kernel that ignored the interrupt (a bare `except:` around a loop)
+        cannot run anything else and must be replaced."""
+        self.client.timeout = 5
+        probe = nbformat.v4.new_code_cell("pass")
+        self.notebook.cells.append(probe)
+        started = time.monotonic()
         try:
-            self.client.km.interrupt_kernel()
-            self.client.timeout = 5
-            probe = nbformat.v4.new_code_cell("pass")
-            self.notebook.cells.append(probe)
             self.client.execute_cell(probe, len(self.notebook.cells) - 1)
         except (CellTimeoutError, DeadKernelError):
+            self.alive = False
+        if time.monotonic() - started >= 5:
             self.alive = False
 
     def shutdown(self) -> None:
         try:
             self.client.kc.stop_channels()
-            self.client.km.shutdown_kernel(now=True)
+            run_sync(self.client.km.shutdown_kernel)(now=True)
         except Exception:  # the sandbox kills whatever is left
             pass
 
@@ -128,14 +136,16 @@ def grade(request: dict) -> dict:
                 continue
             timeout = min(request["cell_timeout"], deadline - time.monotonic())
             result = kernel.run(cell["source"], timeout)
-            result.pop("outputs")
+            result.pop("outputs", None)
             reply["cells"].append({"id": cell["id"], **result})
         if not kernel.alive:
             kernel.shutdown()
             reply["events"].append("kernel_restarted")
             kernel = Kernel(scratch, request["output_limit"])
-            for cell in request["recovery_cells"]:
-                kernel.run(cell["source"], request["cell_timeout"])
+        # Imports first, then every def and class in notebook order: the probes see the notebook's final
+        # definitions even if its run stopped early or its cells are out of order.
+        for cell in request["definition_cells"]:
+            kernel.run(cell["source"], request["cell_timeout"])
         for setup in (request["prelude"], request["probes"]):
             setup_result = kernel.run(setup, request["cell_timeout"])
             if setup_result["status"] != "ok":

@@ -35,7 +35,7 @@ def make_data(n: int = 2000, seed: int | None = DATA_SEED) -> tuple[torch.Tensor
 
 
 class TorchLinearModel(nn.Module):
-    """(1b) The baseline model as an nn.Module; the notebook calls it `LinearModel`."""
+    """(1b) The baseline model, an nn.Module (the notebook names it `LinearModel`)."""
 
     def __init__(self):
         super().__init__()

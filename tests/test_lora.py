@@ -294,25 +294,3 @@ def test_params_info_and_last_layer_on_a_small_model():
     assert (total, trainable) == (59, 15) and percent == pytest.approx(100 * 15 / 59)
     with pytest.raises(ValueError, match="head"):
         freeze_all_but_classifier(model, classifier="head")
-
-
-# --- the handout's counts on bert-base shape ------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def bert_base():
-    torch.manual_seed(0)
-    return BertForSequenceClassification(BertConfig(num_labels=5))
-
-
-def test_bert_base_counts_full_and_last_layer(bert_base):
-    model = copy.deepcopy(bert_base)
-    assert get_model_params_info(model)[:2] == (109_486_085, 109_486_085)
-    assert get_model_params_info(freeze_all_but_classifier(model))[:2] == (109_486_085, 3_845)
-
-
-@pytest.mark.parametrize("r, trainable, total", [(1, 40_709, 109_522_949), (16, 593_669, 110_075_909),
-                                                 (256, 9_441_029, 118_923_269)])
-def test_bert_base_counts_lora(bert_base, r, trainable, total):
-    model = get_lora_model(copy.deepcopy(bert_base), MyLoraConfig(r, TARGETS, 32, 0.4))
-    assert get_model_params_info(model)[:2] == (total, trainable)
-    assert len(lora_layers(model)) == 24

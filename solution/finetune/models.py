@@ -85,13 +85,16 @@ def build_model(cfg: FinetuneConfig, vocab_size: int) -> nn.Module:
 
     if cfg.smoke:
         return BertForSequenceClassification(smoke_bert_config(vocab_size, cfg.num_labels, cfg.max_length))
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" load report is expected here
+    hf_logging.disable_progress_bar()
     try:
         model = BertForSequenceClassification.from_pretrained(cfg.model, num_labels=cfg.num_labels,
                                                               dtype=torch.float32)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     if model.config.vocab_size < vocab_size:
         raise ValueError(f"tokenizer has {vocab_size} tokens but the model embeds only {model.config.vocab_size}")
     return model

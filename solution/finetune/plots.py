@@ -13,16 +13,26 @@ from solution.finetune.config import FinetuneConfig, parse_method  # noqa: E402
 __all__ = ["load_results", "label", "compared_methods", "plot_all"]
 
 
-def load_results(out: Path, methods: tuple[str, ...]) -> dict[str, dict]:
-    """method -> its metrics.json, for the methods that have at least one finished epoch."""
+def _order(method: str) -> tuple[int, int]:
+    kind, rank = parse_method(method)
+    return {"full": 0, "last_layer": 1}.get(kind, 2), rank or 0
+
+
+def load_results(out: Path) -> dict[str, dict]:
+    """method -> its metrics.json, for every method folder under `out` with at least one finished epoch.
+
+    Scanning the folder, not the config, keeps methods that earlier invocations (other --methods) wrote.
+    """
     results = {}
-    for method in methods:
-        path = Path(out) / method / "metrics.json"
-        if path.is_file():
-            result = json.loads(path.read_text())
-            if result.get("epochs"):
-                results[method] = result
-    return results
+    for path in Path(out).glob("*/metrics.json"):
+        try:
+            parse_method(path.parent.name)
+        except ValueError:
+            continue
+        result = json.loads(path.read_text())
+        if result.get("epochs"):
+            results[path.parent.name] = result
+    return {m: results[m] for m in sorted(results, key=_order)}
 
 
 def label(method: str) -> str:
@@ -85,7 +95,7 @@ def _bars(results: dict[str, dict], methods: list[str], path: Path) -> None:
 def plot_all(out: Path, cfg: FinetuneConfig) -> list[Path]:
     """Write every figure whose inputs exist; returns the paths written."""
     out = Path(out)
-    results = load_results(out, cfg.methods)
+    results = load_results(out)
     written = []
     methods = [m for m in compared_methods(cfg) if m in results]
     if methods:

@@ -81,11 +81,14 @@ def _timing_section(timing: dict) -> str:
 
 def write_report(out: Path, cfg: FinetuneConfig) -> Path:
     out = Path(out)
-    results = load_results(out, cfg.methods)
-    model = "a tiny random BERT (smoke run: a check of the pipeline, not a result)" if cfg.smoke else f"`{cfg.model}`"
+    results = load_results(out)
+    model = f"`{cfg.model}`"
+    if cfg.smoke:
+        model = "a tiny random BERT (smoke run: a check of the pipeline, not a result)"
     data = "synthetic sentences" if cfg.smoke and cfg.data is None else f"`{cfg.data or 'SetFit/sst5'}`"
-    parts = [f"# HW4 Part 2 answer key: LoRA on BERT, SST-5\n\nModel {model}, data {data}; {cfg.epochs} epochs, Adam lr {cfg.lr}, batch {cfg.batch_size}, "
-             f"LoRA alpha {cfg.lora_alpha}, dropout {cfg.lora_dropout}, seed {cfg.seed}. "
+    parts = [f"# HW4 Part 2 answer key: LoRA on BERT, SST-5\n\nModel {model}, data {data}; {cfg.epochs} epochs, "
+             f"Adam lr {cfg.lr}, batch {cfg.batch_size}, LoRA alpha {cfg.lora_alpha}, dropout {cfg.lora_dropout}, "
+             f"seed {cfg.seed}. "
              "Per-epoch numbers: `<method>/metrics.json` and `.csv`; config: `config.json`.\n"]
     if results:
         any_result = next(iter(results.values()))

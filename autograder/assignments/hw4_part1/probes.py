@@ -72,7 +72,7 @@ def measure_optimizer(Optimizer, Model, args: dict, describe=repr) -> dict:
         result.pop("failed_at")
         result["state_after"] = _state(optimizer)
         result["next_draw"] = int(torch.randint(0, 2**30, (1,)))
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # SystemExit too: a student's exit() must not stop the probe
         result["error"] = describe(error)
     return result
 
@@ -97,7 +97,7 @@ def measure_public_protocol(classes: dict, Model, steps: int = 300) -> dict:
             for _ in range(steps):
                 optimizer.apply_gradient(optimizer.calculate_gradient(X, y, model), model)
             finals[name] = {"params": _flat((model.w, model.b))}
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             finals[name] = {"error": f"{type(error).__name__}: {error}"[:500]}
         one_sample_before += name != "GD"
     return finals

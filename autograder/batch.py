@@ -1,0 +1,347 @@
+"""Grade a whole class: every submission in a folder, in parallel, each in its own grader process.
+
+Layouts: notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions" (one folder per
+submission plus `submission_metadata.yml` naming its submitters). Under OUT it writes `<id>/results.json`,
+`<id>/grader.log`, `<id>/batch.json` (status and input digest), `grades.csv` (a row per submission) and
+`summary.csv` (a row per test). Each grader is a separate `python -m autograder` process with its own timeout,
+so a crash, a hang or a memory blow-up costs one row, never the batch. A rerun skips submissions whose
+batch.json matches their current files, unless `force`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from autograder.assignment import assignment_names, load_assignment
+
+__all__ = ["Entry", "Row", "Submitter", "default_out", "discover", "grade_all", "read_metadata", "status_of",
+           "summary_text", "write_reports"]
+
+ROOT = Path(__file__).resolve().parent.parent
+METADATA = "submission_metadata.yml"
+STATUSES = ("ok", "timeout", "crashed", "invalid")
+GRACE_SECONDS = 120  # grader start-up, reference values and cases, on top of the sandbox's own wall limit
+Command = Callable[[Path, Path], list[str]]  # (submission, results path) -> argv of one grader process
+
+
+@dataclass(frozen=True)
+class Submitter:
+    name: str = ""
+    email: str = ""
+    sid: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str  # OUT's folder for it: the export's submission id, or the notebook's stem
+    path: Path  # a notebook, or a folder holding the submitted files
+    submitters: tuple[Submitter, ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    entry: Entry
+    status: str  # one of STATUSES
+    detail: str  # why, when not plainly ok
+    results: dict | None  # results.json, None when the grader left none
+    seconds: float
+    skipped: bool = False  # graded by an earlier run
+
+
+def read_metadata(path: Path) -> dict[str, tuple[Submitter, ...]]:
+    """Submission id -> submitters, from Gradescope's submission_metadata.yml.
+
+    Only `:submitters:` lists are read, line by line, so the rest of the file (scores, Ruby-tagged values,
+    previous results) cannot break the batch; PyYAML is not a pinned dependency.
+    """
+    found: dict[str, list[dict]] = {}
+    current, block, person = None, None, None  # submission id, indent of its `:submitters:`, submitter fields
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line, indent = raw.strip(), len(raw) - len(raw.lstrip())
+        if not line or line.startswith("#") or line == "---":
+            continue
+        if indent == 0:
+            current, block = (_scalar(line[:-1]) if line.endswith(":") else None), None
+            found.update({current: []} if current else {})
+        elif current is not None and line.lstrip(":").startswith("submitters:"):
+            block, person = indent, None
+        elif block is not None and line.startswith("-") and indent >= block:
+            person = {}
+            found[current].append(person)
+            _field(person, line[1:].strip())
+        elif block is not None and indent > block and person is not None:
+            _field(person, line)
+        elif block is not None and indent <= block:
+            block = None
+    return {key: tuple(Submitter(**p) for p in people) for key, people in found.items()}
+
+
+def _field(person: dict, text: str) -> None:
+    key, sep, value = text.lstrip(":").partition(": ")  # `:name: Jane Doe` (Ruby symbols) or `name: Jane Doe`
+    if sep and key in ("name", "email", "sid"):
+        person[key] = _scalar(value)
+
+
+def _scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text[1:-1]
+    return text.split(" #")[0].strip()
+
+
+def discover(folder: Path) -> list[Entry]:
+    """One entry per notebook or folder in `folder`, with submitters when it is a Gradescope export."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of submissions")
+    people = read_metadata(folder / METADATA) if (folder / METADATA).is_file() else {}
+    entries, keys = [], set()
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "__")) or not (path.is_dir() or path.suffix == ".ipynb"):
+            continue
+        key = path.name if path.is_dir() or path.stem in keys else path.stem
+        keys.add(key)
+        entries.append(Entry(key, path, people.get(path.name, ())))
+    # Listed in the metadata but absent from the export: graded as empty, so the row says so.
+    entries += [Entry(key, folder / key, who) for key, who in sorted(people.items()) if key not in keys]
+    if not entries:
+        raise ValueError(f"no submissions in {folder}: expected *.ipynb files or one folder per submission")
+    return entries
+
+
+def status_of(results: dict | None, returncode: int | None, timed_out: bool = False) -> tuple[str, str]:
+    """(status, detail) of one grader run, from its exit and its results.json."""
+    if timed_out:
+        return "timeout", "the grader did not finish in time and was stopped"
+    if results is None:
+        return "crashed", f"the grader exited with status {returncode} and left no valid results.json"
+    extra = results.get("extra_data") or {}
+    if extra.get("status") in STATUSES:  # the grader says it itself, when it does
+        return extra["status"], str(extra.get("detail", ""))
+    output = results.get("output", "")
+    if output.startswith("**Your submission could not be graded.**"):
+        return "invalid", output.removeprefix("**Your submission could not be graded.**").strip()
+    if "**The autograder could not grade this submission.**" in output:
+        return "crashed", "grader error (see the staff log in results.json)"
+    problem = re.search(r"\*\*Your notebook could not be run: (.*?)\.\*\*", output)
+    if problem:
+        return ("timeout" if "time limit" in problem.group(1) else "crashed"), problem.group(1)
+    return "ok", "kernel restarted" if "kernel stopped" in output else ""
+
+
+def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_count() or 1,
+              force: bool = False, assignment: str | None = None, timeout: float | None = None,
+              command: Command | None = None, progress: bool = True) -> list[Row]:
+    """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    out = out or default_out(submissions)
+    entries = discover(submissions)
+    if timeout is None:
+        names = [assignment] if assignment else assignment_names()
+        timeout = max(load_assignment(n).limits.wall_seconds for n in names) + GRACE_SECONDS
+    runner = _Runner(out, command or _grader_command(assignment), timeout)
+    done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
+    with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
+            ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(runner.grade, e) for e in entries if e.key not in done]
+        try:
+            for future in as_completed(futures):
+                row = future.result()
+                done[row.entry.key] = row
+                bar.update()
+                bar.set_postfix_str(" ".join(f"{s}={n}" for s, n in _counts(done.values()).items() if n))
+        except KeyboardInterrupt:
+            runner.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    rows = [done[e.key] for e in entries]
+    write_reports(rows, out)
+    return rows
+
+
+def default_out(submissions: Path) -> Path:
+    return Path("out") / "batch" / submissions.resolve().name
+
+
+def _grader_command(assignment: str | None) -> Command:
+    extra = ["--assignment", assignment] if assignment else []
+    return lambda submission, results: [sys.executable, "-m", "autograder", "--submission", str(submission),
+                                        "--results", str(results), *extra]
+
+
+class _Runner:
+    """Starts graders and remembers the live ones, so that Ctrl-C or a timeout can stop their whole tree."""
+
+    def __init__(self, out: Path, command: Command, timeout: float):
+        self.out, self.command, self.timeout = out, command, timeout
+        self.live: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.cancelled = False
+
+    def previous(self, entry: Entry) -> Row | None:
+        record = _read_json(self.out / entry.key / "batch.json")
+        if not record or record.get("digest") != _digest(entry.path):
+            return None
+        return Row(entry, record["status"], record["detail"], _read_json(self.out / entry.key / "results.json"),
+                   record["seconds"], skipped=True)
+
+    def grade(self, entry: Entry) -> Row:
+        folder, started = self.out / entry.key, time.monotonic()
+        try:
+            digest = _digest(entry.path)  # before grading: a file replaced meanwhile is graded again next run
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in ("batch.json", "results.json"):
+                (folder / stale).unlink(missing_ok=True)
+            argv = self.command(entry.path.resolve(), (folder / "results.json").resolve())
+            returncode, timed_out = self._run(argv, folder / "grader.log")
+            results = _read_json(folder / "results.json")
+        except Exception as error:  # a batch-side failure (disk full, say): this row only, retried next run
+            return Row(entry, "crashed", f"batch error: {error!r}", None, time.monotonic() - started)
+        row = Row(entry, *status_of(results, returncode, timed_out), results, round(time.monotonic() - started, 1))
+        if not self.cancelled:  # an interrupted grading is not a result: the next run grades it again
+            record = {"status": row.status, "detail": row.detail, "returncode": returncode, "seconds": row.seconds,
+                      "digest": digest, "submission": str(entry.path)}
+            (folder / "batch.json").write_text(json.dumps(record, indent=2))
+        return row
+
+    def _run(self, argv: list[str], log_path: Path) -> tuple[int | None, bool]:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        with self.lock:
+            self.live.add(process)
+            cancelled = self.cancelled  # Ctrl-C came while this one was starting
+        try:
+            if cancelled:
+                _stop(process)
+            return process.wait(timeout=self.timeout), False
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return process.returncode, True
+        finally:
+            with self.lock:
+                self.live.discard(process)
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled, live = True, list(self.live)
+        for process in live:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGINT first: the grader then kills its sandbox (cgroup and all) and writes results; then SIGKILL the rest."""
+    tree = _descendants(process.pid)  # now: once the grader dies, its children are re-parented and lost to us
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+        pass
+    for pid in [process.pid, *tree]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found, todo = found + kids, todo + kids
+    return found
+
+
+def _digest(path: Path) -> str:
+    """Of the submitted files: a changed resubmission is graded again on rerun."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    for file in files:
+        digest.update(f"{file.relative_to(path.parent).as_posix()}\0".encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _counts(rows) -> dict[str, int]:
+    found = Counter(row.status for row in rows)
+    return {status: found[status] for status in STATUSES}
+
+
+def _scored(results: dict | None) -> dict[str, dict]:
+    """Test number (or name) -> test, for the scored tests: the hidden 0-point staff log is not one."""
+    return {t.get("number") or t["name"]: t for t in (results or {}).get("tests", []) if t.get("max_score", 0) > 0}
+
+
+def write_reports(rows: list[Row], out: Path) -> None:
+    """grades.csv: a row per submission; summary.csv: a row per test (mean, how many got full marks)."""
+    out.mkdir(parents=True, exist_ok=True)
+    tests: dict[str, list[dict]] = {}
+    for row in rows:
+        for number, test in _scored(row.results).items():
+            tests.setdefault(number, []).append(test)
+    numbers = sorted(tests, key=lambda n: tuple(int(p) if p.isdigit() else 0 for p in n.split(".")))
+    with (out / "grades.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["submission", "name", "email", "sid", "file", "status", "total", "max_total", *numbers,
+                         "detail"])
+        for row in rows:
+            scored, who, results = _scored(row.results), row.entry.submitters, row.results or {}
+            graded = re.search(r"Graded `([^`]+)`", results.get("output", ""))
+            file = row.entry.path.name + (f"/{graded.group(1)}" if graded and row.entry.path.is_dir() else "")
+            totals = [f"{results['score']:g}", f"{sum(t['max_score'] for t in scored.values()):g}"] if row.results \
+                else ["", ""]
+            writer.writerow([row.entry.key, *("; ".join(getattr(s, f) for s in who) for f in ("name", "email", "sid")),
+                             file, row.status, *totals,
+                             *(f"{scored[n]['score']:g}" if n in scored else "" for n in numbers), row.detail])
+    with (out / "summary.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["number", "name", "max_score", "mean", "full_marks", "graded"])
+        for number in numbers:
+            scores, top = [t["score"] for t in tests[number]], tests[number][0]["max_score"]
+            writer.writerow([number, tests[number][0]["name"], f"{top:g}", f"{sum(scores) / len(scores):.3f}",
+                             sum(score >= top for score in scores), len(scores)])
+
+
+def summary_text(rows: list[Row], out: Path) -> str:
+    """The console report: statuses, the mean total, what was not ok, and where the files are."""
+    totals = [row.results["score"] for row in rows if row.results is not None]
+    lines = [f"{len(rows)} submissions ({sum(row.skipped for row in rows)} skipped as already graded; --force "
+             f"regrades them): " + ", ".join(f"{n} {s}" for s, n in _counts(rows).items()),
+             f"mean total {sum(totals) / len(totals):.2f}" if totals else "no results",
+             f"grades: {out / 'grades.csv'}; per test: {out / 'summary.csv'}"]
+    return "\n".join(lines + [f"  {r.status:<8} {r.entry.key}: {r.detail}" for r in rows if r.status != "ok"][:30])

@@ -1,0 +1,180 @@
+"""Build one assignment's Gradescope zip: entry points, pinned requirements, the engine, the assignment folder with
+a fresh secret, and the reference modules its cases import — nothing else.
+
+Before zipping, the reference notebook must score full marks and the student template 0, both graded here with
+the secret that ships in the zip. Run: `./run_autograder build --assignment hw4_part1 -o dist/`.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import re
+import secrets
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from autograder.assignment import ASSIGNMENTS, Assignment, load_assignment
+from autograder.grade import grade
+
+__all__ = ["BuildError", "build", "zip_members", "reference_modules"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE = Path(__file__).resolve().parent
+ENTRY_POINTS = ("setup.sh", "run_autograder")  # executable, at the zip's root
+REQUIREMENTS = ROOT / "requirements.txt"
+SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+# Never shipped, whatever a future change to the collection rules does: a last check on the final list.
+FORBIDDEN = re.compile(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache__|\.git)(/|$)|\.(pyc|ipynb)$")
+PINNED = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+!\-]+$")
+
+
+class BuildError(Exception):
+    """The zip was not written; the message says why and what to fix."""
+
+
+def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Write `out_dir/<assignment>_autograder.zip` and return its path. Raises BuildError (nothing written)."""
+    try:
+        assignment = load_assignment(assignment_name)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    secret = secrets.token_hex(32)
+    members = zip_members(assignment)
+    requirements = pinned_requirements(REQUIREMENTS)
+    if check:
+        check_scores(assignment, secret, log)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{assignment.name}_autograder.zip"
+    secret_name = f"autograder/assignments/{assignment.name}/secret"
+    partial = target.with_name(target.name + ".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source in sorted(members.items()):
+            _add(archive, name, source.read_bytes(), 0o755 if name in ENTRY_POINTS else 0o644)
+        _add(archive, "requirements.txt", requirements.encode(), 0o644)
+        _add(archive, secret_name, (secret + "\n").encode(), 0o600)
+    os.replace(partial, target)
+    log(f"wrote {target} ({len(members) + 2} files, {target.stat().st_size // 1024} KiB)")
+    return target
+
+
+def zip_members(assignment: Assignment) -> dict[str, Path]:
+    """Archive name -> file, for everything but requirements.txt and the secret (written by `build`)."""
+    members = {name: ROOT / name for name in ENTRY_POINTS}
+    members |= {f"autograder/{p.name}": p for p in ENGINE.iterdir() if p.is_file() and _shippable(p)}
+    folder = ASSIGNMENTS / assignment.name
+    members |= {p.relative_to(ROOT).as_posix(): p for p in folder.rglob("*")
+                if p.is_file() and _shippable(p) and p.name != "secret"}
+    members |= {p.relative_to(ROOT).as_posix(): p for p in reference_modules(assignment)}
+    missing = [name for name, path in members.items() if not path.is_file()]
+    forbidden = [name for name in members if FORBIDDEN.search(name)]
+    if missing or forbidden:
+        raise BuildError(f"refusing to build {assignment.name}: missing {missing or 'nothing'}, "
+                         f"forbidden {forbidden or 'nothing'}")
+    return members
+
+
+def reference_modules(assignment: Assignment) -> list[Path]:
+    """The reference files the assignment's modules import, followed transitively (package __init__s included)."""
+    packages = {Path(p).parts[0] for p in assignment.reference_paths}
+    todo = sorted((ASSIGNMENTS / assignment.name).rglob("*.py"))
+    found: set[Path] = set()
+    while todo:
+        for module, required in _imports(todo.pop()):
+            if module.split(".")[0] not in packages:
+                continue
+            files = _module_files(module)
+            if not files and required:
+                raise BuildError(f"{assignment.name} imports `{module}`, which is not in the repository")
+            new = [f for f in files if f not in found]
+            found.update(new)
+            todo.extend(new)
+    return sorted(found)
+
+
+def pinned_requirements(path: Path) -> str:
+    """The requirements file as is, after checking every requirement is pinned with ==."""
+    loose = [line for line in (raw.split("#")[0].strip() for raw in path.read_text().splitlines())
+             if line and not PINNED.match(line)]
+    if loose:
+        raise BuildError(f"{path} must pin every package with `==` (Gradescope rebuilds from it); not pinned: {loose}")
+    return path.read_text()
+
+
+def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]) -> None:
+    """Grade the reference notebook (must score full marks) and the template (must score 0)."""
+    notebooks = {"reference": ROOT / "solution" / "notebooks" / f"{assignment.name}.ipynb",
+                 "template": ROOT / "student_template" / f"{assignment.name}.ipynb"}
+    for label, path in notebooks.items():
+        if not path.is_file():
+            raise BuildError(f"the {label} notebook {path} is missing; the build grades it before zipping")
+    with tempfile.TemporaryDirectory(prefix="autograder-build-") as scratch, _secret(secret):
+        for label, path in notebooks.items():
+            log(f"grading the {label} notebook {path.relative_to(ROOT)} ...")
+            results = grade(path, Path(scratch) / f"{label}.json", assignment.name, log=lambda message: None)
+            tests = [t for t in results["tests"] if t["max_score"] > 0]
+            total = sum(t["max_score"] for t in tests)
+            wrong = [t for t in tests if (t["score"] < t["max_score"] if label == "reference" else t["score"] > 0)]
+            if total <= 0 or wrong or (label == "template" and results["score"] > 0):
+                want = f"full marks ({total:g})" if label == "reference" else "0"
+                detail = "\n".join(f"  {t.get('number', '')} {t['name']}: {t['score']:g}/{t['max_score']:g} "
+                                   f"{t['output'].splitlines()[0] if t['output'] else ''}" for t in wrong[:10])
+                raise BuildError(f"refusing to build {assignment.name}: the {label} notebook {path} scores "
+                                 f"{results['score']:g}/{total:g}, it must score {want}.\n"
+                                 f"{results['output']}\n{detail}")
+            log(f"  {label}: {results['score']:g}/{total:g} as required")
+
+
+@contextlib.contextmanager
+def _secret(secret: str) -> Iterator[None]:
+    """Grade with the secret being shipped (Assignment.secret reads AUTOGRADER_SECRET first)."""
+    previous = os.environ.get("AUTOGRADER_SECRET")
+    os.environ["AUTOGRADER_SECRET"] = secret
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("AUTOGRADER_SECRET", None)
+        else:
+            os.environ["AUTOGRADER_SECRET"] = previous
+
+
+def _shippable(path: Path) -> bool:
+    return not (SKIPPED_PARTS & set(path.parts)) and path.suffix not in (".pyc", ".ipynb") \
+        and not path.name.startswith(".")
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = (0o100000 | mode) << 16  # a regular file with these permissions once unzipped
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def _imports(path: Path) -> Iterator[tuple[str, bool]]:
+    """(module, required) for each import; `from a import b` also yields `a.b`, which may be a plain name."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]  # a module's package, or an __init__'s own
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, True) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against this file's package
+                parent = package[:len(package) - node.level + 1]
+                base = ".".join(parent + ((node.module,) if node.module else ()))
+            yield base, True
+            yield from ((f"{base}.{alias.name}", False) for alias in node.names)
+
+
+def _module_files(module: str) -> list[Path]:
+    """The module's file and its packages' __init__.py files, or [] when it is not a file under ROOT."""
+    parts = module.split(".")
+    target = ROOT.joinpath(*parts)
+    own = target.with_suffix(".py") if target.with_suffix(".py").is_file() else target / "__init__.py"
+    if not own.is_file():
+        return []
+    inits = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+    return [p for p in inits if p.is_file()] + [own]

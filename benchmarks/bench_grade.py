@@ -1,0 +1,96 @@
+"""Wall time and peak RSS of the whole process tree: grading one notebook vs. plainly executing it.
+
+    .venv/bin/python benchmarks/bench_grade.py [--runs 5] [--notebook solution/notebooks/hw4_part1.ipynb]
+
+Both are started as subprocesses with OMP_NUM_THREADS as the grader ships it (1 in the sandbox; the baseline gets
+the same), and sampled every 20 ms through /proc: the tree's RSS is the sum over the process and all its
+descendants (the sandboxed worker and kernel included, whatever user they run as). Prints the medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAIN = """
+import sys, nbformat, nbclient
+nb = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+"""
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mb(root: int) -> float:
+    tree, total, stack = _children(), 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += _rss_mb(pid)
+        stack.extend(tree.get(pid, []))
+    return total
+
+
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, tree_rss_mb(process.pid))
+        time.sleep(0.02)
+    if process.returncode != 0:
+        raise SystemExit(f"{argv} failed with exit {process.returncode}")
+    return time.monotonic() - started, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--notebook", type=Path, default=ROOT / "solution/notebooks/hw4_part1.ipynb")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results_file = Path(tempfile.mkdtemp()) / "results.json"
+    commands = {
+        "plain nbclient execution": [sys.executable, "-c", PLAIN, str(args.notebook)],
+        "run_autograder (grading)": [str(ROOT / "run_autograder"), "--submission", str(args.notebook),
+                                     "--results", str(results_file)],
+    }
+    medians = {}
+    for label, argv in commands.items():
+        runs = [measure(argv, env) for _ in range(args.runs)]
+        medians[label] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+        print(f"{label:28s} wall {medians[label][0]:6.2f} s   peak tree RSS {medians[label][1]:6.0f} MB   "
+              f"(median of {args.runs}; walls {', '.join(f'{r[0]:.2f}' for r in runs)})", flush=True)
+    (plain_s, plain_mb), (grade_s, grade_mb) = medians.values()
+    print(f"grading / plain: {grade_s / plain_s:.2f}x wall, {grade_mb / plain_mb:.2f}x peak RSS "
+          f"(goals: <= 1.5x wall, <= 768 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Batch grading: layouts, Gradescope's metadata, statuses, isolation of failures, reruns, the CSV reports."""
+
+import csv
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import batch, cli
+from autograder.assignment import load_assignment
+from autograder.grade import _summary, grade
+from autograder.notebook import load_notebook
+from autograder.results import build_results, failure_results
+from autograder.sandbox import WorkerRun, _parse_reply
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solution/notebooks/hw4_part1.ipynb"
+TEMPLATE = ROOT / "student_template/hw4_part1.ipynb"
+
+METADATA = """\
+---
+submission_101:
+  :submitters:
+  - :name: Ada Lovelace
+    :sid: '1815'
+    :email: ada@example.edu
+  :created_at: 2026-11-20 23:58:01.000000000 -05:00
+  :score: 40.0
+  :results:
+    score: 40.0
+    tests:
+    - name: ':name: not a submitter'
+      output: "- :email: mallory@example.edu"
+submission_102:
+  :submitters:
+  - :name: "O'Brien, Pat"
+    :sid: '2001'
+    :email: pat@example.edu
+  - :name: 'Chris ''CJ'' Jones'
+    :email: cj@example.edu
+submission_103:
+  :submitters: []
+"""
+
+
+def test_metadata_gives_each_submission_its_submitters(tmp_path):
+    path = tmp_path / "submission_metadata.yml"
+    ruby_tagged = "submission_104:\n  :submitters:\n  - :name: Tagged\n    :score: !ruby/object:BigDecimal 18:0.4E2\n"
+    path.write_text(METADATA + ruby_tagged)
+    found = batch.read_metadata(path)
+    S = batch.Submitter
+    assert found == {"submission_101": (S("Ada Lovelace", "ada@example.edu", "1815"),),
+                     "submission_102": (S("O'Brien, Pat", "pat@example.edu", "2001"),
+                                        S("Chris 'CJ' Jones", "cj@example.edu")),
+                     "submission_103": (), "submission_104": (S("Tagged"),)}
+
+
+def test_metadata_parser_agrees_with_yaml(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    (tmp_path / "m.yml").write_text(METADATA)
+    oracle = {key: tuple(batch.Submitter(p.get(":name", ""), p.get(":email", ""), p.get(":sid", ""))
+                         for p in value[":submitters"]) for key, value in yaml.safe_load(METADATA).items()}
+    assert batch.read_metadata(tmp_path / "m.yml") == oracle
+
+
+def test_discover_reads_both_layouts(tmp_path):
+    plain = tmp_path / "plain"
+    for name in ("zoe.ipynb", "a.ipynb", "a/work.ipynb", ".hidden.ipynb", "notes.txt", "__pycache__/x.ipynb"):
+        (plain / name).parent.mkdir(parents=True, exist_ok=True)
+        (plain / name).write_text("{}")
+    assert [(e.key, e.path.name) for e in batch.discover(plain)] == [("a", "a"), ("a.ipynb", "a.ipynb"),
+                                                                     ("zoe", "zoe.ipynb")]
+    export = tmp_path / "export"
+    (export / "submission_101").mkdir(parents=True)
+    (export / "submission_999").mkdir()
+    (export / "submission_metadata.yml").write_text(METADATA)
+    entries = {e.key: e for e in batch.discover(export)}
+    assert sorted(entries) == ["submission_101", "submission_102", "submission_103", "submission_999"]
+    assert entries["submission_101"].submitters[0].email == "ada@example.edu"
+    assert not entries["submission_102"].path.exists()  # listed, not exported: graded as an empty submission
+    assert entries["submission_999"].submitters == ()
+    with pytest.raises(ValueError, match="no submissions"):
+        batch.discover((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+def _without_reply(**run) -> dict:
+    """results.json as grade.py writes it when the sandbox gave no reply, built with the engine's own wording."""
+    worker = WorkerRun(None, **run)
+    worker.problem = _parse_reply(b"", worker)[1]
+    summary = _summary(load_notebook(SOLUTION), load_assignment("hw4_part1"), worker, [])
+    return build_results([], summary, 1.0)
+
+
+def test_status_comes_from_the_engine_results(tmp_path):
+    assert batch.status_of(_without_reply(timed_out=True), 0) == (
+        "timeout", "the notebook did not finish within the time limit")
+    assert batch.status_of(_without_reply(memory_exceeded=True), 0) == ("crashed", "the notebook ran out of memory")
+    assert batch.status_of(_without_reply(returncode=-9), 0)[0] == "crashed"
+    restarted = WorkerRun({"cells": [], "events": ["kernel_restarted"]})
+    ok = build_results([], _summary(load_notebook(SOLUTION), load_assignment("hw4_part1"), restarted, []), 1.0)
+    assert batch.status_of(ok, 0) == ("ok", "kernel restarted")
+    assert batch.status_of(failure_results("oops", "trace", 1.0), 0)[0] == "crashed"
+    (tmp_path / "bad.ipynb").write_text("not json")
+    invalid = grade(tmp_path / "bad.ipynb", tmp_path / "r.json", "hw4_part1", log=lambda message: None)
+    assert batch.status_of(invalid, 0)[0] == "invalid" and "not JSON" in batch.status_of(invalid, 0)[1]
+    assert batch.status_of(None, 1) == ("crashed", "the grader exited with status 1 and left no valid results.json")
+    assert batch.status_of(None, None, timed_out=True)[0] == "timeout"
+    assert batch.status_of({"score": 3, "tests": [], "extra_data": {"status": "invalid", "detail": "x"}}, 0) == (
+        "invalid", "x")
+
+
+FAKE_GRADER = """\
+import json, os, subprocess, sys, time
+from pathlib import Path
+submission, results = Path(sys.argv[1]), Path(sys.argv[2])
+with open(results.parent.parent / "calls.log", "a") as calls:
+    calls.write(submission.stem + "\\n")
+if submission.stem == "crash":
+    os._exit(3)
+if submission.stem == "hang":
+    sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)  # detached: not in our process group
+    (results.parent / "sleeper.pid").write_text(str(sleeper.pid))
+    time.sleep(600)
+if submission.stem == "garbage":
+    results.write_text("{not json")
+    sys.exit(0)
+score = float(len(submission.stem) % 4)
+case = {"status": "passed", "output": ""}
+tests = [{"name": "first", "number": "1.1", "score": min(score, 1.0), "max_score": 1.0, **case},
+         {"name": "second", "number": "1.2", "score": max(score - 1, 0.0), "max_score": 2.0, **case},
+         {"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0, "status": "passed", "output": "",
+          "visibility": "hidden"}]
+results.write_text(json.dumps({"score": score, "output": f"Graded `{submission.name}` as X.", "tests": tests}))
+"""
+
+
+@pytest.fixture
+def fake(tmp_path):
+    script = tmp_path / "fake_grader.py"
+    script.write_text(FAKE_GRADER)
+    return lambda submission, results: [sys.executable, str(script), str(submission), str(results)]
+
+
+def _folder(tmp_path: Path, names: list[str]) -> Path:
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.ipynb").write_text(json.dumps({"name": name}))
+    return folder
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_a_crash_a_hang_and_garbage_cost_one_row_each(tmp_path, fake):
+    folder = _folder(tmp_path, ["crash", "hang", "garbage", "ok", "great", "perfect"])
+    out = tmp_path / "out"
+    started = time.monotonic()
+    rows = batch.grade_all(folder, out, jobs=3, timeout=8, command=fake, progress=False)
+    assert time.monotonic() - started < 40
+    status = {row.entry.key: row.status for row in rows}
+    assert status == {"crash": "crashed", "hang": "timeout", "garbage": "crashed", "ok": "ok", "great": "ok",
+                      "perfect": "ok"}
+    sleeper = int((out / "hang" / "sleeper.pid").read_text())
+    assert _gone(sleeper), "the grader's detached child outlived the timeout"
+    grades = {row["submission"]: row for row in _csv(out / "grades.csv")}
+    assert (grades["ok"]["total"], grades["ok"]["1.1"], grades["ok"]["1.2"]) == ("2", "1", "1")
+    assert (grades["great"]["total"], grades["great"]["max_total"], grades["perfect"]["1.2"]) == ("1", "3", "2")
+    assert grades["crash"]["total"] == "" and "status 3" in grades["crash"]["detail"]
+    assert "Grader log" not in "".join(grades["ok"])  # the staff log is not a test column
+    summary = {row["number"]: row for row in _csv(out / "summary.csv")}
+    assert summary["1.2"] == {"number": "1.2", "name": "second", "max_score": "2", "mean": "1.000", "full_marks": "1",
+                              "graded": "3"}
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # killed, waiting for init to reap it
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_the_live_graders_and_records_nothing(tmp_path, fake):
+    """What grade_all does on KeyboardInterrupt: cancel the runner, whose graders then leave no record."""
+    entry = batch.discover(_folder(tmp_path, ["hang"]))[0]
+    out = tmp_path / "out"
+    runner = batch._Runner(out, fake, timeout=300)
+    rows = []
+    worker = threading.Thread(target=lambda: rows.append(runner.grade(entry)))
+    worker.start()
+    for _ in range(200):
+        if (out / "hang" / "sleeper.pid").exists():
+            break
+        time.sleep(0.05)
+    started = time.monotonic()
+    runner.cancel()
+    worker.join(timeout=60)
+    assert time.monotonic() - started < 30 and not worker.is_alive()
+    assert rows[0].status == "crashed" and not (out / "hang" / "batch.json").exists()  # regraded on the next run
+    assert _gone(int((out / "hang" / "sleeper.pid").read_text()))
+
+
+def test_a_rerun_skips_what_is_graded_unless_changed_or_forced(tmp_path, fake):
+    folder = _folder(tmp_path, ["ann", "ben", "crash"])
+    out = tmp_path / "out"
+    first = batch.grade_all(folder, out, jobs=2, command=fake, progress=False)
+    calls = out / "calls.log"
+    assert sorted(calls.read_text().split()) == ["ann", "ben", "crash"]
+    calls.unlink()
+    again = batch.grade_all(folder, out, jobs=2, command=fake, progress=False)
+    assert not calls.exists() and all(row.skipped for row in again)
+    assert [(r.status, r.results) for r in again] == [(r.status, r.results) for r in first]
+    (folder / "ben.ipynb").write_text('{"resubmitted": true}')
+    batch.grade_all(folder, out, jobs=2, command=fake, progress=False)
+    assert calls.read_text().split() == ["ben"]
+    calls.unlink()
+    batch.grade_all(folder, out, jobs=2, force=True, command=fake, progress=False)
+    assert sorted(calls.read_text().split()) == ["ann", "ben", "crash"]
+    assert len(_csv(out / "grades.csv")) == 3
+
+
+def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
+    folder = _folder(tmp_path, ["ann", "crash"])
+    monkeypatch.setattr(batch, "_grader_command", lambda assignment: fake)
+    assert cli.main(["--submissions", str(folder), "--out", str(tmp_path / "out"), "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 submissions (0 skipped" in printed and "1 ok, 0 timeout, 1 crashed, 0 invalid" in printed
+    assert cli.main(["--submissions", str(folder), "--out", str(tmp_path / "never"), "--jobs", "0"]) == 2
+    assert not (tmp_path / "never").exists()
+    assert "jobs must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_gradescope_export_is_graded_for_real(tmp_path):
+    export = tmp_path / "assignment_export"
+    for key, source in (("submission_101", SOLUTION), ("submission_102", TEMPLATE)):
+        (export / key).mkdir(parents=True)
+        shutil.copy(source, export / key / "hw4_part1.ipynb")
+    (export / "submission_103").mkdir()
+    (export / "submission_103" / "hw4_part1.ipynb").write_text("not a notebook")
+    (export / "submission_metadata.yml").write_text(METADATA)
+    out = tmp_path / "graded"
+    rows = batch.grade_all(export, out, jobs=2, assignment="hw4_part1", progress=False)
+    assert {r.entry.key: (r.status, r.results["score"]) for r in rows} == {
+        "submission_101": ("ok", 40), "submission_102": ("ok", 0), "submission_103": ("invalid", 0)}
+    grades = {row["submission"]: row for row in _csv(out / "grades.csv")}
+    assert grades["submission_101"]["name"] == "Ada Lovelace" and grades["submission_101"]["1.3"] == "2"
+    assert grades["submission_101"]["file"] == "submission_101/hw4_part1.ipynb"
+    assert grades["submission_102"]["email"] == "pat@example.edu; cj@example.edu"
+    assert grades["submission_103"]["status"] == "invalid"
+    summary = {row["number"]: row for row in _csv(out / "summary.csv")}
+    assert len(summary) == 24 and summary["2.15"]["full_marks"] == "1" and summary["2.15"]["graded"] == "3"
+    for key in ("submission_101", "submission_102", "submission_103"):
+        assert json.loads((out / key / "results.json").read_text())["tests"]

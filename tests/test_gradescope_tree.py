@@ -1,0 +1,86 @@
+"""Gradescope's entry point on a fake /autograder tree: run_autograder with no arguments.
+
+Expected results are the rubric (tests/golden/hw4_part1_rubric.json, the README's point split) with the
+scores each submission deserves: all of them for the solution, none for the template, all but Adam's
+trajectory checks for Adam without bias correction.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder.results import SCHEMA
+
+ROOT = Path(__file__).resolve().parent.parent
+RUBRIC = json.loads((Path(__file__).parent / "golden" / "hw4_part1_rubric.json").read_text())
+SUBMISSIONS = {
+    "solution": (ROOT / "solution/notebooks/hw4_part1.ipynb", set()),
+    "template": (ROOT / "student_template/hw4_part1.ipynb", {t["number"] for t in RUBRIC["tests"]}),
+    "adam_no_bias_correction": (ROOT / "tests/submissions/hw4_part1/adam_no_bias_correction.ipynb",
+                                {"2.14", "2.15", "2.16", "3.5"}),
+}
+
+
+def run_gradescope(tree: Path, notebook: Path, name: str = "hw4_part1.ipynb") -> dict:
+    shutil.rmtree(tree, ignore_errors=True)
+    (tree / "submission").mkdir(parents=True)
+    (tree / "results").mkdir()
+    shutil.copy(notebook, tree / "submission" / name)
+    planted = {"score": 100, "tests": []}  # both a file the student brought and one already in place
+    (tree / "submission" / "results.json").write_text(json.dumps(planted))
+    (tree / "results" / "results.json").write_text(json.dumps(planted))
+    env = {**os.environ, "AUTOGRADER_HOME": str(tree)}
+    done = subprocess.run([str(ROOT / "run_autograder")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((tree / "results" / "results.json").read_text())
+
+
+def expected_tests(failing: set[str]) -> list[dict]:
+    return [{"number": t["number"], "name": t["name"], "max_score": t["max_score"],
+             "score": 0.0 if t["number"] in failing else t["max_score"],
+             "status": "failed" if t["number"] in failing else "passed"} for t in RUBRIC["tests"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", SUBMISSIONS)
+def test_gradescope_mode_writes_the_expected_results(tmp_path, label):
+    notebook, failing = SUBMISSIONS[label]
+    results = run_gradescope(tmp_path / "autograder", notebook, name=f"{label} (2).ipynb")
+    jsonschema.validate(results, SCHEMA)
+    graded = [{k: t[k] for k in ("number", "name", "max_score", "score", "status")}
+              for t in results["tests"] if t["max_score"] > 0]
+    assert graded == expected_tests(failing)
+    assert results["score"] == RUBRIC["total"] - sum(t["max_score"] for t in RUBRIC["tests"] if t["number"] in failing)
+    assert f"Graded `{label} (2).ipynb`" in results["output"]
+
+
+@pytest.mark.slow
+def test_grading_is_deterministic(tmp_path):
+    notebook = ROOT / "tests/submissions/hw4_part1/adam_no_bias_correction.ipynb"
+    first = run_gradescope(tmp_path / "a", notebook)
+    second = run_gradescope(tmp_path / "b", notebook)
+    for results in (first, second):
+        results.pop("execution_time")
+        results["tests"] = [t for t in results["tests"] if t["visibility"] != "hidden"]  # timings live there
+    assert first == second
+
+
+def test_when_python_cannot_start_a_valid_zero_result_is_still_written(tmp_path):
+    fake = tmp_path / "kit"
+    shutil.copytree(ROOT / "autograder", fake / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "run_autograder", fake / "run_autograder")
+    (fake / ".venv" / "bin").mkdir(parents=True)
+    (fake / ".venv" / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")  # a broken install
+    (fake / ".venv" / "bin" / "python").chmod(0o755)
+    tree = tmp_path / "autograder"
+    env = {**os.environ, "AUTOGRADER_HOME": str(tree)}
+    done = subprocess.run([str(fake / "run_autograder")], env=env, capture_output=True, text=True)
+    assert done.returncode == 3
+    results = json.loads((tree / "results" / "results.json").read_text())
+    jsonschema.validate(results, SCHEMA)
+    assert results["score"] == 0
