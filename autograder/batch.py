@@ -14,6 +14,8 @@ import csv
 import hashlib
 import json
 import os
+import pwd
+import queue
 import re
 import signal
 import subprocess
@@ -160,7 +162,7 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
     if timeout is None:
         names = [assignment] if assignment else assignment_names()
         timeout = max(load_assignment(n).limits.wall_seconds for n in names) + GRACE_SECONDS
-    runner = _Runner(out, command or _grader_command(assignment), timeout)
+    runner = _Runner(out, command or _grader_command(assignment), timeout, _slot_users(jobs, create=command is None))
     done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
     with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
             ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -184,6 +186,22 @@ def default_out(submissions: Path) -> Path:
     return Path("out") / "batch" / submissions.resolve().name
 
 
+def _slot_users(jobs: int, create: bool) -> list[str]:
+    """A sandbox user per job slot. Without a cgroup (cgroup v2 machines), the sandbox ends a run by killing every
+    process of its user: shared by concurrent runs, that would kill the neighbours' workers as well."""
+    base = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
+    users = [f"{base}-{slot}" for slot in range(1, jobs + 1)]
+    for user in users if create and os.geteuid() == 0 else []:  # here, serially: concurrent useradds can fail
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                                  capture_output=True, text=True)
+            if made.returncode != 0:
+                raise ValueError(f"could not create the sandbox user {user}: {made.stderr.strip()}") from None
+    return users
+
+
 def _grader_command(assignment: str | None) -> Command:
     extra = ["--assignment", assignment] if assignment else []
     return lambda submission, results: [sys.executable, "-m", "autograder", "--submission", str(submission),
@@ -193,8 +211,11 @@ def _grader_command(assignment: str | None) -> Command:
 class _Runner:
     """Starts graders and remembers the live ones, so that Ctrl-C or a timeout can stop their whole tree."""
 
-    def __init__(self, out: Path, command: Command, timeout: float):
+    def __init__(self, out: Path, command: Command, timeout: float, users: list[str]):
         self.out, self.command, self.timeout = out, command, timeout
+        self.users: queue.SimpleQueue[str] = queue.SimpleQueue()  # free slots; each grader takes one for its run
+        for user in users:
+            self.users.put(user)
         self.live: set[subprocess.Popen] = set()
         self.lock = threading.Lock()
         self.cancelled = False
@@ -214,7 +235,11 @@ class _Runner:
             for stale in ("batch.json", "results.json"):
                 (folder / stale).unlink(missing_ok=True)
             argv = self.command(entry.path.resolve(), (folder / "results.json").resolve())
-            returncode, timed_out = self._run(argv, folder / "grader.log")
+            user = self.users.get()
+            try:
+                returncode, timed_out = self._run(argv, folder / "grader.log", user)
+            finally:
+                self.users.put(user)
             results = _read_json(folder / "results.json")
         except Exception as error:  # a batch-side failure (disk full, say): this row only, retried next run
             return Row(entry, "crashed", f"batch error: {error!r}", None, time.monotonic() - started)
@@ -225,10 +250,10 @@ class _Runner:
             (folder / "batch.json").write_text(json.dumps(record, indent=2))
         return row
 
-    def _run(self, argv: list[str], log_path: Path) -> tuple[int | None, bool]:
+    def _run(self, argv: list[str], log_path: Path, user: str) -> tuple[int | None, bool]:
         with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "AUTOGRADER_SANDBOX_USER": user}, start_new_session=True)
         with self.lock:
             self.live.add(process)
             cancelled = self.cancelled  # Ctrl-C came while this one was starting

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import secrets
+import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
@@ -58,6 +59,8 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
         _add(archive, secret_name, (secret + "\n").encode(), 0o600)
     os.replace(partial, target)
     log(f"wrote {target} ({len(members) + 2} files, {target.stat().st_size // 1024} KiB)")
+    if changed := _uncommitted(sorted(members)):
+        log(f"note: shipped with uncommitted changes to {', '.join(changed)}; commit them to know what you uploaded")
     return target
 
 
@@ -140,6 +143,15 @@ def _secret(secret: str) -> Iterator[None]:
             os.environ.pop("AUTOGRADER_SECRET", None)
         else:
             os.environ["AUTOGRADER_SECRET"] = previous
+
+
+def _uncommitted(names: list[str]) -> list[str]:
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--", *names], cwd=ROOT, capture_output=True,
+                                text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line[3:] for line in status.stdout.splitlines()] if status.returncode == 0 else []
 
 
 def _shippable(path: Path) -> bool:

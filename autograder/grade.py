@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from autograder.assignment import ASSIGNMENTS, Assignment, Seeds, assignment_names, detect_assignment, load_assignment
-from autograder.errors import GraderError, SubmissionError
+from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
@@ -87,8 +87,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
-    cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells \
-        else notebook.definitions_only()
+    # Without run_all_cells only the imports and definitions run (the worker always runs those before probes).
+    cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
     request = {
         "cells": cells,
         "definition_cells": notebook.definitions_only(),
@@ -134,6 +134,8 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
             lines += [f"- {labels.get(c['id'], c['id'])}: `{c.get('error', c['status'])}`" for c in failed[1:8]]
         else:
             lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells).")
+    else:
+        lines.append("Only your notebook's imports, functions and classes were run (no downloads, no training).")
     if "kernel_restarted" in run.reply.get("events", []):
         lines.append("Your notebook's kernel stopped (it crashed, exited, ran out of memory, or ignored an "
                      "interrupt); the checks below ran in a fresh kernel holding only your imports, functions "

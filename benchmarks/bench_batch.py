@@ -140,7 +140,7 @@ def _children_cpu() -> float:
 
 
 WARM = """\
-import sys, time
+import sys
 from pathlib import Path
 from autograder.grade import grade
 for path in sys.argv[2:]:
@@ -148,13 +148,20 @@ for path in sys.argv[2:]:
 """
 
 
-def warm_sample(folder: Path, out: Path, count: int) -> tuple[float, float]:
-    """(wall, CPU) per submission when one process grades `count` notebooks in turn: the grader's start-up
-    (python, torch, torch._dynamo, pytest) is paid once. A measurement for the report, not a batch mode."""
+def warm_sample(folder: Path, out: Path, count: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(wall, CPU) per submission for `count` correct notebooks graded one after another, (1) each by its own
+    `python -m autograder` process, as the batch does, and (2) all by one process, which pays the grader's
+    start-up (python, torch, torch._dynamo, pytest) once. A measurement for the report, not a batch mode."""
     paths = [str(p) for p in sorted(folder.glob("*_correct.ipynb"))[:count]]
-    cpu_before, started = _children_cpu(), time.monotonic()
-    subprocess.run([sys.executable, "-c", WARM, str(out), *paths], cwd=ROOT, check=True)
-    return (time.monotonic() - started) / len(paths), (_children_cpu() - cpu_before) / len(paths)
+    timed = []
+    for commands in ([[sys.executable, "-m", "autograder", "--submission", path, "--results",
+                       str(out / "cold" / f"{Path(path).stem}.json"), "--assignment", "hw4_part1"] for path in paths],
+                     [[sys.executable, "-c", WARM, str(out / "warm"), *paths]]):
+        cpu_before, started = _children_cpu(), time.monotonic()
+        for command in commands:
+            subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        timed.append(((time.monotonic() - started) / len(paths), (_children_cpu() - cpu_before) / len(paths)))
+    return timed[0], timed[1]
 
 
 def report_outcomes(out: Path, kinds: dict[str, str]) -> None:
@@ -235,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--work", type=Path, help="keep the generated notebooks and results here")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--warm-sample", type=int, default=8, help="also grade this many in one process (0: no)")
+    parser.add_argument("--warm-sample", type=int, default=6,
+                        help="also grade this many correct notebooks serially, cold and warm (0: skip)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
         work = args.work or Path(scratch)
@@ -252,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         worker, grader = worker_seconds(work / "graded")
         print(f"\nper graded submission: grader process {grader:.1f} s, of which sandbox worker {worker:.1f} s")
         if args.warm_sample:
-            wall, cpu = warm_sample(work / "submissions", work / "warm", args.warm_sample)
-            print(f"one warm grader process, correct notebooks in turn: {wall:.1f} s wall, {cpu:.2f} s CPU each")
+            cold, warm = warm_sample(work / "submissions", work / "sample", args.warm_sample)
+            print(f"{args.warm_sample} correct notebooks in turn, per notebook: a grader process each "
+                  f"{cold[0]:.1f} s wall, {cold[1]:.2f} s CPU;\n  one warm grader process for all: "
+                  f"{warm[0]:.1f} s wall, {warm[1]:.2f} s CPU")
         if not args.skip_baseline:
             plain, plain_cpu = baseline(work / "submissions")
             print(f"baseline: plain nbclient, serial, no grading: {plain:.1f} s = {60 * args.count / plain:.1f}/min "

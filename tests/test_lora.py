@@ -19,6 +19,15 @@ TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_he
 TARGETS = ("query", "value")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and OpenMP threads on a busy 2-core box wait on each other.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_bert(seed: int = 0, dtype=torch.float32) -> nn.Module:
     torch.manual_seed(seed)
     return BertForSequenceClassification(BertConfig(**TINY)).to(dtype)

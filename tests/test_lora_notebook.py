@@ -18,6 +18,15 @@ TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_he
             max_position_embeddings=32, num_labels=5)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and OpenMP threads on a busy 2-core box wait on each other.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cells(path) -> dict[str, str]:
     notebook = nbformat.read(path, as_version=4)
     return {cell.id: cell.source for cell in notebook.cells if cell.cell_type == "code"}

@@ -49,9 +49,10 @@ def _pies(results: dict[str, dict], methods: list[str], path: Path) -> None:
     fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.2), squeeze=False)
     for ax, method in zip(axes[0], methods):
         p = results[method]["params"]
-        frozen = p["total"] - p["trainable"]
-        ax.pie([p["trainable"], frozen], labels=["trainable", "frozen"], colors=["tab:orange", "tab:gray"],
-               autopct=lambda pct: f"{pct:.2f}%" if pct > 0 else "", startangle=90, counterclock=False)
+        wedges = [(n, name, color) for n, name, color in ((p["trainable"], "trainable", "tab:orange"),
+                                                          (p["total"] - p["trainable"], "frozen", "tab:gray")) if n]
+        sizes, names, colors = zip(*wedges)  # a zero wedge would still print its label
+        ax.pie(sizes, labels=names, colors=colors, autopct="%.2f%%", startangle=90, counterclock=False)
         ax.set_title(f"{label(method)}\n{p['trainable']:,} of {p['total']:,} trainable", fontsize=10)
     fig.suptitle("(a) Trainable vs total parameters")
     fig.tight_layout()

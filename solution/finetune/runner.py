@@ -26,7 +26,7 @@ from solution.lora import get_model_params_info
 __all__ = ["run", "run_method", "load_data", "recipe", "write_json"]
 
 # Fields that change where or how fast results appear, not what they are.
-_NOT_RECIPE = {"methods", "compare_rank", "out", "progress", "timing_batches", "compile", "eval_test"}
+_NOT_RECIPE = {"methods", "compare_rank", "out", "progress", "timing_batches", "compile", "eval_test", "threads"}
 
 
 def recipe(cfg: FinetuneConfig) -> dict:
@@ -105,6 +105,16 @@ def run_method(cfg: FinetuneConfig, method: str, vocab_size: int, data: dict[str
 
 def run(cfg: FinetuneConfig, force: bool = False) -> Path:
     """Run every method of `cfg` (skipping finished ones unless `force`), time (h), plot and report."""
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, force)
+    finally:
+        torch.set_num_threads(threads)  # a caller's thread setting survives the run
+
+
+def _run(cfg: FinetuneConfig, force: bool) -> Path:
     from solution.finetune.plots import plot_all
     from solution.finetune.report import write_report
     from solution.finetune.timing import measure_forward_times
