@@ -158,7 +158,7 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     out = out or default_out(submissions)
-    entries = discover(submissions)
+    entries = [e for e in discover(submissions) if e.path.resolve() != out.resolve()]  # OUT may sit inside DIR
     if timeout is None:
         names = [assignment] if assignment else assignment_names()
         timeout = max(load_assignment(n).limits.wall_seconds for n in names) + GRACE_SECONDS
@@ -221,11 +221,11 @@ class _Runner:
         self.cancelled = False
 
     def previous(self, entry: Entry) -> Row | None:
-        record = _read_json(self.out / entry.key / "batch.json")
-        if not record or record.get("digest") != _digest(entry.path):
+        record = _read_json(self.out / entry.key / "batch.json") or {}
+        if record.get("status") not in STATUSES or record.get("digest") != _digest(entry.path):
             return None
-        return Row(entry, record["status"], record["detail"], _read_json(self.out / entry.key / "results.json"),
-                   record["seconds"], skipped=True)
+        return Row(entry, record["status"], str(record.get("detail", "")),
+                   _read_json(self.out / entry.key / "results.json"), float(record.get("seconds", 0)), skipped=True)
 
     def grade(self, entry: Entry) -> Row:
         folder, started = self.out / entry.key, time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,12 +112,27 @@ def run_cases(cases_path: Path, submission: Submission) -> tuple[list[CaseResult
     """Run one assignment's cases in this (trusted) process; returns the results and pytest's log."""
     collector = _Collector(submission)
     log = io.StringIO()
-    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    # Only our plugin (installed pytest plugins such as hypothesis' cost seconds), and no assertion
+    # rewriting: the cases raise their own messages.
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"):
         code = pytest.main([str(cases_path), "-c", str(INI), "--rootdir", str(cases_path.parent), "-q",
-                            "-p", "no:cacheprovider"], plugins=[collector])
+                            "--assert=plain", "-p", "no:cacheprovider"], plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
     return sorted(collector.results, key=lambda r: _number_key(r.number)), log.getvalue()
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous
 
 
 def _number_key(number: str) -> tuple:

@@ -36,6 +36,15 @@ def student_lora(name: str) -> tuple:
     return namespace["MyLoraConfig"], namespace["get_lora_model"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As in the sandbox (OMP_NUM_THREADS=1): on a busy 2-core box torch's default threads cost 10x here."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def small_expected():
     return reference_counts(SMALL_BERT, SMALL.ranks)

@@ -5,18 +5,24 @@ the checks that observe its mistake (hand-derived below, not recorded from a run
 hang or exit if their cells ran still get a valid report. Fast unit tests pin the rubric and the cell finder.
 """
 
+import functools
 import json
+import math
 import multiprocessing
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import nbformat
 import pytest
+import torch
+from torch import nn
 
 from autograder.assignment import Seeds, detect_assignment
-from autograder.assignments.hw4_part2 import ASSIGNMENT, last_layer_cell, make_calls
+from autograder.assignments.hw4_part2 import ASSIGNMENT, last_layer_cell, make_calls, probes, reference
 from autograder.notebook import load_notebook
+from autograder.plugin import CaseResult, Submission, run_cases
 from autograder.results import SCHEMA
 from autograder.sandbox import Limits
 from tests.submissions.hw4_part2 import make_corpus
@@ -55,6 +61,12 @@ EXPECTED_FAILURES = {
     "attack_os_exit_in_definition": ALL,  # the kernel dies while defining; every check says so
 }
 
+# Graded through the sandbox and a kernel (about 15 s each): the two course notebooks, the attacks, and variants
+# whose mistakes take different paths through the kernel. The in-process test below judges all the others too.
+SANDBOXED = ("solution", "template", "student_correct", "attack_download", "attack_while_true",
+             "attack_os_exit_in_definition", "lora_added_twice", "ab_swapped_shapes", "base_not_frozen",
+             "last_layer_encoder_only")
+
 
 def _grade_one(name: str, out: str) -> float:
     from autograder.grade import grade
@@ -65,12 +77,12 @@ def _grade_one(name: str, out: str) -> float:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade every notebook once, two at a time, each pool process reusing its imports."""
+    """Grade each sandboxed notebook once, two at a time, each pool process reusing its imports."""
     out = tmp_path_factory.mktemp("part2")
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        seconds = pool.starmap(_grade_one, [(name, str(out)) for name in EXPECTED_FAILURES])
-    results = {name: json.loads((out / f"{name}.json").read_text()) for name in EXPECTED_FAILURES}
-    return results, dict(zip(EXPECTED_FAILURES, seconds))
+        seconds = pool.starmap(_grade_one, [(name, str(out)) for name in SANDBOXED])
+    results = {name: json.loads((out / f"{name}.json").read_text()) for name in SANDBOXED}
+    return results, dict(zip(SANDBOXED, seconds))
 
 
 def test_corpus_matches_its_generator():
@@ -121,8 +133,68 @@ def test_the_course_cell_id_wins_and_its_source_travels_in_the_call():
     assert json.dumps([c.args for c in calls.values()])  # arguments are plain JSON
 
 
+def _in_process_reply(notebook, calls) -> dict:
+    """What the kernel would reply, measured here: the notebook's LoRA cells run in this process, no sandbox."""
+    namespace = {"torch": torch, "nn": nn, "math": math, "dataclass": dataclass}
+    for cell in notebook.cells:
+        if cell.id in ("lora-config", "lora-layer", "get-lora-model"):
+            exec(compile(cell.source, cell.id, "exec"), namespace)
+    Layer, Config, get = (namespace[n] for n in ("MyLoraLayer", "MyLoraConfig", "get_lora_model"))
+    measures = {"probe_layer_init": lambda a: probes.measure_layer_init(Layer, a),
+                "probe_scaling": lambda a: probes.measure_scaling(Layer, a),
+                "probe_dropout": lambda a: probes.measure_dropout(Layer, a),
+                "probe_model": lambda a: probes.measure_model(Config, get, a),
+                "probe_step": lambda a: probes.measure_step(Config, get, a),
+                "probe_last_layer": lambda a: probes.measure_last_layer(
+                    lambda model: probes.p2_run_cell(a["source"], model), a)}
+    replies = {}
+    for call in calls:
+        try:
+            replies[call.name] = {"ok": True, "value": json.loads(json.dumps(measures[call.entry](call.args)))}
+        except Exception as error:
+            replies[call.name] = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+    return {"cells": [], "probes": replies, "events": []}
+
+
+@functools.cache
+def judged_in_process(name: str) -> dict[str, CaseResult]:
+    """Case number -> result: the same measurements and cases as a grading, without kernel or sandbox."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the sandbox: on a busy 2-core box torch's default threads cost 10x
+    try:
+        notebook = load_notebook(NOTEBOOKS[name])
+        seeds = Seeds("secret", name)
+        calls = make_calls(notebook, seeds)
+        submission = Submission(notebook, _in_process_reply(notebook, calls), "", {c.name: c for c in calls},
+                                seeds, reference.expected)
+        return {case.number: case for case in run_cases(ASSIGNMENT.cases_path, submission)[0]}
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED_FAILURES if not n.startswith("attack_")])
+def test_checks_judge_each_variant_in_process(name):
+    cases = judged_in_process(name)
+    failed = {number for number, case in cases.items() if case.status == "failed"}
+    assert failed == EXPECTED_FAILURES[name], {n: cases[n].output[:300] for n in failed}
+
+
+def test_feedback_names_the_mistake():
+    def output(name, number):
+        return judged_in_process(name)[number].output
+
+    assert "r / lora_alpha" in output("scale_r_over_alpha", "1.2")
+    assert "lora_alpha alone" in output("scale_alpha_only", "1.2")
+    assert "exactly 0" in output("b_random_init", "1.1") and "largest difference" in output("b_random_init", "2.2")
+    assert "should be exactly `base_layer(x)`" in output("dropout_on_base_path", "1.3")
+    assert "dropout is missing" in output("no_dropout_on_lora", "1.3")
+    assert "key" in output("lora_on_key", "2.1") and "value" in output("lora_on_key", "2.1")
+    assert "| 16 | 8,517 / 152,069 |" in output("classifier_frozen", "2.4")
+    assert "keep the new classification head" in output("classifier_frozen", "2.3")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPECTED_FAILURES)
+@pytest.mark.parametrize("name", SANDBOXED)
 def test_each_submission_fails_exactly_the_right_checks(graded, name):
     results, seconds = graded
     report = results[name]
@@ -137,24 +209,17 @@ def test_each_submission_fails_exactly_the_right_checks(graded, name):
 
 
 @pytest.mark.slow
-def test_feedback_teaches_without_showing_the_reference(graded):
+def test_sandboxed_feedback_teaches_without_showing_the_reference(graded):
     results, _ = graded
 
     def output(name, number):
         return next(t["output"] for t in results[name]["tests"] if t["number"] == number)
 
-    assert "r / lora_alpha" in output("scale_r_over_alpha", "1.2")
-    assert "lora_alpha alone" in output("scale_alpha_only", "1.2")
-    assert "exactly 0" in output("b_random_init", "1.1") and "largest difference" in output("b_random_init", "2.2")
-    assert "should be exactly `base_layer(x)`" in output("dropout_on_base_path", "1.3")
-    assert "dropout is missing" in output("no_dropout_on_lora", "1.3")
     assert "wrapped twice" in output("lora_added_twice", "2.1")
-    assert "key" in output("lora_on_key", "2.1") and "value" in output("lora_on_key", "2.1")
-    assert "freeze every pretrained parameter" in output("base_not_frozen", "2.3")
-    assert "| 16 | 8,517 / 152,069 |" in output("classifier_frozen", "2.4")
     assert "could not set lora_A.weight" in output("ab_swapped_shapes", "1.2")
+    assert "freeze every pretrained parameter" in output("base_not_frozen", "2.3")
     assert "bert.embeddings" in output("last_layer_encoder_only", "3.1")
-    assert "NotImplementedError" in output("template", "3.1")
+    assert "NotImplementedError" in output("template", "3.1") and "cell 19" in output("template", "2.2")
     assert "kernel had died" in output("attack_os_exit_in_definition", "2.5")
     assert "no downloads, no training" in results["attack_download"]["output"]
     text = json.dumps({n: r for n, r in results.items() if n != "solution"})
