@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from autograder.assignment import ASSIGNMENTS, Call, load_assignment
-from autograder.assignments.hw4_part2 import SMALL_BERT
+from autograder.assignments.hw4_part2 import SMALL_BERT, notebook_constants
 from autograder.assignments.hw4_part2.probes import p2_counts
 from autograder.errors import SubmissionError
 from autograder.grade import PRELUDE, PROTECTED, ROOT
@@ -108,12 +108,14 @@ def reference_counts(config: dict, ranks: tuple[int, ...]) -> dict[str, list[int
 
 
 def _request(notebook, call: Call) -> dict:
+    """What grade.py sends the worker, with the harness's probes after the assignment's."""
     assignment = load_assignment("hw4_part2")
+    setup = Call("setup", "probe_setup", {"constants": notebook_constants(notebook), "device": call.args["device"]})
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     prelude = PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n"
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
     return {"cells": [], "definition_cells": notebook.definitions_only(), "prelude": prelude, "probes": probes,
-            "calls": [{"name": call.name, "code": call.code(), "timeout": call.timeout}]}
+            "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in (setup, call)]}
 
 
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],

@@ -121,16 +121,15 @@ def test_a_bad_submission_costs_its_row_only(tmp_path, monkeypatch, small_expect
 
 @pytest.mark.slow
 def test_the_command_prints_a_table_and_writes_json(tmp_path, capsys):
+    """Through the sandbox, as graders run it; one notebook keeps CI short (the measurements are tested above)."""
     out = tmp_path / "harness.json"
-    assert main([str(SOLUTION), str(CORPUS / "scale_r_over_alpha.ipynb"), "--device", "cpu", "--config", "small",
+    assert main([str(CORPUS / "scale_r_over_alpha.ipynb"), "--device", "cpu", "--config", "small",
                  "--json", str(out)]) == 0
     table = capsys.readouterr().out
-    report = json.loads(out.read_text())
-    solution, scaled = report["submissions"]
-    assert solution["problem"] is None and scaled["problem"] is None
-    assert all(e["ok"] for e in solution["ranks"].values()) and solution["merge"]["ok"]
-    assert solution["init_exact"] and solution["frozen_base"]
-    assert all(e["ok"] for e in scaled["ranks"].values()) and scaled["init_exact"] and not scaled["merge"]["ok"]
+    (scaled,) = json.loads(out.read_text())["submissions"]
+    assert scaled["problem"] is None, scaled["problem"]
+    assert all(e["ok"] for e in scaled["ranks"].values()) and scaled["init_exact"] and scaled["frozen_base"]
+    assert not scaled["merge"]["ok"] and scaled["timing_ms"]["train_lora"] > 0
     assert "| submission | r=1 | r=16 | r=256 |" in table and "✓ 8,517 / 152,069" in table
     assert "✗ course formula" in table
 

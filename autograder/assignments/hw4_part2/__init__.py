@@ -8,13 +8,14 @@ cell is found here and its source travels in the probe's arguments; the probe ru
 from __future__ import annotations
 
 import ast
+import json
 import re
 
 from autograder.assignment import Assignment, Call, Seeds
 from autograder.notebook import CodeCell, Notebook, python_source
 from autograder.sandbox import Limits
 
-__all__ = ["ASSIGNMENT", "SMALL_BERT", "make_calls", "last_layer_cell"]
+__all__ = ["ASSIGNMENT", "SMALL_BERT", "make_calls", "last_layer_cell", "notebook_constants"]
 
 # Small enough for Gradescope's default box (768 MB, CPU), with BERT's structure: 2 layers x (query, value).
 SMALL_BERT = {"vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -37,16 +38,33 @@ def _top_level_code(cell: CodeCell) -> str:
 
 
 def last_layer_cell(notebook: Notebook) -> CodeCell | None:
-    """The course's `last-layer` cell, else the first cell whose top-level code sets `requires_grad` and
-    mentions `classifier` (get_lora_model's cell does so inside a function and is not taken)."""
+    """The cell whose top-level code sets `requires_grad` and mentions `classifier` (get_lora_model's cell does so
+    inside a function and is not taken): the course's `last-layer` cell first, then the first such cell in
+    notebook order; failing both, the `last-layer` cell as it is (the template's, say)."""
+    by_id = [c for c in notebook.cells if c.id == LAST_LAYER_ID or c.id.startswith(LAST_LAYER_ID + "-")]
+    answers = [c for c in notebook.cells
+               if "classifier" in (code := _top_level_code(c)) and _ASSIGNS_GRAD.search(code)]
+    return next((c for c in by_id if c in answers), None) or (answers or by_id or [None])[0]
+
+
+def notebook_constants(notebook: Notebook) -> dict:
+    """Top-level `NAME = literal` assignments (last wins): definitions may read them, e.g. as default arguments,
+    though the cells that set them do not run here."""
+    constants = {}
     for cell in notebook.cells:
-        if cell.id == LAST_LAYER_ID or cell.id.startswith(LAST_LAYER_ID + "-"):
-            return cell
-    for cell in notebook.cells:
-        code = _top_level_code(cell)
-        if "classifier" in code and _ASSIGNS_GRAD.search(code):
-            return cell
-    return None
+        try:
+            tree = ast.parse(python_source(cell.source))
+        except Exception:  # reported by the summary
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    value = ast.literal_eval(node.value)
+                    json.dumps(value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    continue
+                constants[node.targets[0].id] = value
+    return constants
 
 
 def make_calls(notebook: Notebook, seeds: Seeds) -> list[Call]:
@@ -60,6 +78,7 @@ def make_calls(notebook: Notebook, seeds: Seeds) -> list[Call]:
             source = f"raise SyntaxError('the last-layer cell ({cell.label}) has a syntax error')"
     model = {"config": SMALL_BERT, "rows": 4, "length": 16}
     return [
+        Call("setup", "probe_setup", {"constants": notebook_constants(notebook), "device": "cpu"}),
         Call("layer_init", "probe_layer_init",
              {"seed": seeds("layer_init"), "in_features": 64, "out_features": 48, "r": 4, "lora_alpha": 8,
               "lora_dropout": 0.1}),

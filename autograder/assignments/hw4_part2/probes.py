@@ -4,7 +4,7 @@ The grader imports this module and calls `measure_*` with solution.lora; the wor
 the student's kernel, where the `probe_*` entry points call the same functions with the student's definitions
 (found by `_autograder.load`). Nothing is downloaded or trained: every model is `BertForSequenceClassification`
 built from a small `BertConfig` with a seeded random init. Inputs arrive as JSON; results leave as plain data.
-Module-level names start with `p2_`, `_p2`, `measure_` or `probe_` because, in the kernel, they share the student's globals.
+In the kernel these names share the student's globals, hence the `p2_`, `measure_` and `probe_` prefixes.
 """
 
 import ast
@@ -47,15 +47,10 @@ def p2_lora_modules(model: nn.Module) -> list:
 
 def p2_param_groups(model: nn.Module) -> dict:
     """Parameter name -> "lora" (inside a lora_A / lora_B), "classifier" or "base"."""
-    owner = {}
-    for name, module in p2_lora_modules(model):
-        for part in ("lora_A", "lora_B"):
-            for p in getattr(module, part).parameters():
-                owner[id(p)] = "lora"
+    owner = {id(p): "lora" for _, m in p2_lora_modules(model) for p in [*m.lora_A.parameters(), *m.lora_B.parameters()]}
     classifier = getattr(model, "classifier", None)
-    if isinstance(classifier, nn.Module):
-        for p in classifier.parameters():
-            owner.setdefault(id(p), "classifier")
+    for p in classifier.parameters() if isinstance(classifier, nn.Module) else []:
+        owner.setdefault(id(p), "classifier")
     return {name: owner.get(id(p), "base") for name, p in model.named_parameters()}
 
 
@@ -79,6 +74,15 @@ def p2_apply(get_lora_model, model: nn.Module, config) -> tuple:
     """(LoRA model, whether get_lora_model returned None): a forgotten `return` still grades the modified model."""
     result = get_lora_model(model, config)
     return (model, True) if result is None else (result, False)
+
+
+def p2_defaults(namespace: dict, constants: dict, device: str) -> list:
+    """Give definitions that read the notebook's top-level constants (`LORA_DROPOUT`, literals only) and `device`
+    what the skipped setup cell would have; returns the names added."""
+    missing = {name: value for name, value in {**constants, "device": torch.device(device)}.items()
+               if name not in namespace}
+    namespace.update(missing)
+    return sorted(missing)
 
 
 def measure_layer_init(Layer, args: dict) -> dict:
@@ -201,7 +205,6 @@ def measure_step(Config, get_lora_model, args: dict) -> dict:
     batch = p2_batch(args["config"], args["seed"], args["rows"], args["length"])
     lora.train()
     optimizer = torch.optim.Adam([p for p in lora.parameters() if p.requires_grad], lr=args["lr"])
-    optimizer.zero_grad()
     lora(**batch).loss.backward()
     optimizer.step()
     after = dict(lora.named_parameters())
@@ -218,16 +221,6 @@ def measure_last_layer(apply, args: dict) -> dict:
             "counts": p2_counts(model), "errors": errors}
 
 
-class _P2Pretrained:
-    """Stands in for `BertForSequenceClassification` in the last-layer cell: `from_pretrained` gives our model."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def from_pretrained(self, *args, **kwargs):
-        return self._model
-
-
 def p2_run_cell(source: str, model: nn.Module, describe=_p2_describe) -> tuple:
     """Run a top-level cell statement by statement on `model`, with downloads and training replaced by stubs.
 
@@ -240,9 +233,9 @@ def p2_run_cell(source: str, model: nn.Module, describe=_p2_describe) -> tuple:
     def skipped(*args, **kwargs):
         return {}
 
-    stubs = {name: _P2Pretrained(model) for name in _P2_STUB_NAMES}
+    stubs = {name: types.SimpleNamespace(from_pretrained=fresh) for name in _P2_STUB_NAMES}  # no download
     stubs.update(model=model, load_model=fresh, fit=skipped, train_epoch=skipped, evaluate=skipped,
-                 SEED=1337, MODEL_NAME="bert-base-uncased", NUM_LABELS=5, device=torch.device("cpu"))
+                 device=torch.device("cpu"))
     namespace = {**globals(), "params_info": {}, "histories": {}, **stubs}
     errors = []
     for node in ast.parse(source).body:
@@ -264,6 +257,10 @@ def _p2_lora_functions() -> tuple:
     if "MyLoraLayer" not in get_lora_model.__globals__:
         get_lora_model.__globals__["MyLoraLayer"] = _autograder.load("MyLoraLayer")
     return Config, get_lora_model
+
+
+def probe_setup(args):
+    return p2_defaults(globals(), args["constants"], args["device"])
 
 
 def probe_layer_init(args):

@@ -133,6 +133,12 @@ WRONG = {  # honest mistakes, each on the student-style correct notebook
     "last_layer_encoder_only": patched(CORRECT, ("last-layer", "for param in model.parameters():",
                                                  "for param in model.bert.encoder.parameters():")),
 }
+# Correct, but reads the setup cell's globals, which do not run when grading: defaults and `device`.
+USES_GLOBALS = patched(
+    CORRECT, ("lora-layer", "def __init__(self, base_layer, r, lora_alpha, lora_dropout):",
+              "def __init__(self, base_layer, r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT):"),
+    *[("lora-layer", f"self.{name} = nn.Linear({shape}, bias=False)", f"self.{name} = nn.Linear({shape}, bias=False).to(device)")
+      for name, shape in (("lora_A", "self.in_features, r"), ("lora_B", "r, self.out_features"))])
 
 ATTACKS = {  # a correct notebook that would download, hang or exit if its cells ran
     "attack_download": patched(with_cell(CORRECT, f"model = {PRETRAINED}\nprint(model)", after="imports"),
@@ -143,7 +149,7 @@ ATTACKS = {  # a correct notebook that would download, hang or exit if its cells
                                                       "class _Setup:\n    import os\n    os._exit(3)\n\n\n"
                                                       "class MyLoraConfig:")),
 }
-NOTEBOOKS = {"student_correct": CORRECT, **WRONG, **ATTACKS}
+NOTEBOOKS = {"student_correct": CORRECT, "uses_notebook_globals": USES_GLOBALS, **WRONG, **ATTACKS}
 
 
 def render() -> dict[Path, str]:
