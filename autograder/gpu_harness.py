@@ -24,7 +24,7 @@ from autograder.assignment import ASSIGNMENTS, Call, load_assignment
 from autograder.assignments.hw4_part2 import SMALL_BERT, notebook_constants
 from autograder.assignments.hw4_part2.probes import p2_counts
 from autograder.errors import SubmissionError
-from autograder.grade import PRELUDE, PROTECTED, ROOT
+from autograder.grade import PROTECTED, ROOT, build_request
 from autograder.notebook import find_notebooks, load_notebook
 from autograder.sandbox import Limits, run_worker
 
@@ -111,11 +111,8 @@ def _request(notebook, call: Call) -> dict:
     """What grade.py sends the worker, with the harness's probes after the assignment's."""
     assignment = load_assignment("hw4_part2")
     setup = Call("setup", "probe_setup", {"constants": notebook_constants(notebook), "device": call.args["device"]})
-    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
-    prelude = PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n"
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
-    return {"cells": [], "definition_cells": notebook.definitions_only(), "prelude": prelude, "probes": probes,
-            "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in (setup, call)]}
+    return build_request(notebook, assignment, [setup, call], probes_source=probes)
 
 
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],

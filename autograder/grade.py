@@ -11,14 +11,14 @@ import time
 import traceback
 from pathlib import Path
 
-from autograder.assignment import ASSIGNMENTS, Assignment, Seeds, assignment_names, detect_assignment, load_assignment
+from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
 from autograder.sandbox import Limits, run_worker
 
-__all__ = ["grade"]
+__all__ = ["grade", "build_request"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PRELUDE = Path(__file__).with_name("kernel_prelude.py")
@@ -87,16 +87,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
-    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
-    # Without run_all_cells only the imports and definitions run (the worker always runs those before probes).
-    cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
-    request = {
-        "cells": cells,
-        "definition_cells": notebook.definitions_only(),
-        "prelude": PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n",
-        "probes": assignment.probes_source,
-        "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in calls],
-    }
+    request = build_request(notebook, assignment, calls)
     protected = [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
     reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
     expected: dict = {}
@@ -113,6 +104,20 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB")
     summary = _summary(notebook, assignment, run, notes)
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff))
+
+
+def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None) -> dict:
+    """What the worker is asked to do: the cells to run, the definitions, the probes and their calls."""
+    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
+    # Without run_all_cells only the imports and definitions run (the worker always runs those before probes).
+    cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
+    return {
+        "cells": cells,
+        "definition_cells": notebook.definitions_only(),
+        "prelude": PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n",
+        "probes": probes_source or assignment.probes_source,
+        "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in calls],
+    }
 
 
 def _answer_all(reference, calls, into: dict) -> None:

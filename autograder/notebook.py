@@ -65,7 +65,8 @@ class Notebook:
     def definitions_only(self) -> list[dict]:
         """All imports in one cell, then every def and class in notebook order, each cell's in source order:
         what the probes need, without the notebook's top-level work (and whatever its cell order)."""
-        imports = [{"id": "imports", "source": "\n".join(text for _, _, text in self.imports)}]
+        # One cell per import: one that fails (a package missing on a staff machine) costs only its names.
+        imports = [{"id": f"import-{i}", "source": text} for i, (_, _, text) in enumerate(self.imports)]
         by_cell: dict[str, list[tuple[int, str]]] = {}
         for group in self.definitions.values():
             for d in group:

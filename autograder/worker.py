@@ -124,6 +124,25 @@ def _observation(outputs: list) -> dict | None:
     return None
 
 
+def _define(kernel: Kernel, request: dict, reply: dict, scratch: str) -> Kernel:
+    """Run the definition cells; one that kills the kernel (os._exit in a class body) is left out and the
+    others are run again in a fresh kernel."""
+    fatal: set[str] = set()
+    while True:
+        for cell in request["definition_cells"]:
+            if cell["id"] in fatal:
+                continue
+            kernel.run(cell["source"], request["cell_timeout"])
+            if not kernel.alive:
+                fatal.add(cell["id"])
+                kernel.shutdown()
+                reply["events"].append("kernel_restarted")
+                kernel = Kernel(scratch, request["output_limit"])
+                break
+        else:
+            return kernel
+
+
 def grade(request: dict) -> dict:
     deadline = time.monotonic() + request["deadline"]
     scratch = os.getcwd()
@@ -144,8 +163,7 @@ def grade(request: dict) -> dict:
             kernel = Kernel(scratch, request["output_limit"])
         # Imports first, then every def and class in notebook order: the probes see the notebook's final
         # definitions even if its run stopped early or its cells are out of order.
-        for cell in request["definition_cells"]:
-            kernel.run(cell["source"], request["cell_timeout"])
+        kernel = _define(kernel, request, reply, scratch)
         for setup in (request["prelude"], request["probes"]):
             setup_result = kernel.run(setup, request["cell_timeout"])
             if setup_result["status"] != "ok":

@@ -59,7 +59,8 @@ EXPECTED_FAILURES = {
     # Attacks: nothing but imports and definitions runs, so downloads and loops never start.
     "attack_download": set(),
     "attack_while_true": set(),
-    "attack_os_exit_in_definition": ALL,  # the kernel dies while defining; every check says so
+    # The kernel dies while defining: that definition is left out, the rest is graded in a fresh kernel.
+    "attack_os_exit_in_definition": set(),
 }
 
 # Graded through the sandbox and a kernel (about 15 s each on an idle box): the two course notebooks, the attacks,
@@ -233,7 +234,7 @@ def test_sandboxed_feedback_teaches_without_showing_the_reference(graded):
 
     assert "wrapped twice" in output("lora_added_twice", "2.1")
     assert "NotImplementedError" in output("template", "3.1") and "cell 19" in output("template", "2.2")
-    assert "kernel had died" in output("attack_os_exit_in_definition", "2.5")
+    assert "kernel stopped" in results["attack_os_exit_in_definition"]["output"]
     assert "no downloads, no training" in results["attack_download"]["output"]
     text = json.dumps({n: r for n, r in results.items() if n != "solution"})
     assert "def measure_" not in text and "_check_hparams" not in text and "kaiming_uniform_" not in text

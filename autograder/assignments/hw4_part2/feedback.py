@@ -74,7 +74,7 @@ def check_scaling_case(mine: dict, ref: dict) -> None:
     message = f"{setting}, the layer should return `base_layer(x) + {fmt(alpha / r)} * B A x` ({fmt(alpha / r)} = lora_alpha / r)."
     if residual <= TOLERANCE * (1 + max(abs(v) for v in lora)) * 10:
         known = {r / alpha: "r / lora_alpha", alpha: "lora_alpha alone", 1.0: "no scaling", 0.0: "no LoRA term"}
-        name = next((f" = {label}" for value, label in known.items() if abs(scale - value) < 1e-3 * (1 + value)), "")
+        name = next((f", that is {label}" for value, label in known.items() if abs(scale - value) < 1e-3 * (1 + value)), "")
         message += f" Yours returns `base_layer(x) + {fmt(scale)} * B A x`{name}."
     else:
         message += (" Yours is not `base_layer(x)` plus a multiple of `B A x`. Hint: compute "
