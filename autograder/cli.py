@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _examples(out: Path) -> int:
     summary = []
-    for label, notebook in EXAMPLES:
-        target = out / f"{notebook.stem}.results.json"
+    for number, (label, notebook) in enumerate(EXAMPLES, 1):
+        target = out / f"{number}_{notebook.parent.name}_{notebook.stem}.results.json"
         results = grade(notebook, target, log=lambda m: None)
         total = sum(t["max_score"] for t in results["tests"])
         summary.append(f"{label:<32} {results['score']:>5g} / {total:g}   ({target})")
