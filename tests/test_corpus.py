@@ -22,6 +22,7 @@ CORPUS = Path(__file__).parent / "submissions" / "hw4_part1"
 LIMITS = Limits(wall_seconds=150, cell_timeout=15, memory_mb=1200)  # 15 s: `import torch` on a busy box
 MARKER = Path("/tmp/ag_attack_marker")
 SCRATCH = Path(os.environ.get("TMPDIR", "/tmp"))
+CGROUPS = Path("/sys/fs/cgroup/memory")
 
 ALL = {f"1.{i}" for i in (1, 2, 3)} | {f"2.{i}" for i in range(1, 17)} | {f"3.{i}" for i in range(1, 6)}
 GD = {"2.1", "2.2", "2.3", "3.2"}
@@ -86,7 +87,7 @@ def graded(tmp_path_factory):
     """Grade the whole corpus once, two submissions at a time, each in a fresh process."""
     out = tmp_path_factory.mktemp("corpus")
     MARKER.unlink(missing_ok=True)
-    before = set(SCRATCH.glob("autograder-*"))
+    before = set(SCRATCH.glob("autograder-*")) | set(CGROUPS.glob("autograder-*"))  # earlier runs' leftovers
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         timings = dict(zip(EXPECTED_FAILURES, pool.starmap(_grade_one, [(n, str(out)) for n in EXPECTED_FAILURES])))
     timings["scratch_before"] = before
@@ -142,5 +143,5 @@ def test_nothing_leaks_or_outlives_the_run(graded):
     assert not MARKER.exists() or MARKER.stat().st_mtime < finished
     leftover = subprocess.run(["pgrep", "-u", SANDBOX_USER], capture_output=True, text=True).stdout.split()
     assert leftover == []
-    assert not [p for p in Path("/sys/fs/cgroup/memory").glob("autograder-*")]
+    assert set(CGROUPS.glob("autograder-*")) <= timings["scratch_before"]  # every run's cgroup removed
     assert set(SCRATCH.glob("autograder-*")) <= timings["scratch_before"]  # no scratch folder left behind
