@@ -59,6 +59,8 @@ class Assignment:
     run_all_cells: bool = True  # False: run only imports and definitions (no downloads, no training)
     limits: Limits = field(default_factory=Limits)
     reference_paths: tuple[str, ...] = ("solution",)  # relative to the repo root; hidden from the sandbox
+    # Public modules the warm start imports once for every worker and kernel (sandbox.warm_start).
+    preload: tuple[str, ...] = ()
 
     @property
     def folder(self) -> Path:

@@ -1,15 +1,21 @@
-"""Grade a whole class: every submission in a folder, in parallel, each in its own grader process.
+"""Grade a whole class: every submission in a folder, in parallel, outside the batch's own process.
 
 Layouts: notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions" (one folder per
 submission plus `submission_metadata.yml` naming its submitters). Under OUT it writes `<id>/results.json`,
 `<id>/grader.log`, `<id>/batch.json` (status and input digest), `grades.csv` (a row per submission) and
-`summary.csv` (a row per test). Each grader is a separate `python -m autograder` process with its own timeout,
-so a crash, a hang or a memory blow-up costs one row, never the batch. A rerun skips submissions whose
-batch.json matches their current files, unless `force`.
+`summary.csv` (a row per test). A rerun skips submissions whose batch.json matches their current files, unless
+`force`.
+
+Each job slot keeps one long-lived grader process (`python -m autograder.batch_worker`, with the slot's own
+sandbox user) and sends it one submission after another, so the grader's start-up (python, torch, pytest:
+seconds of CPU) is paid once per slot, not per submission. Each submission still has its own timeout: a grader
+that times out or dies costs that one row; it is stopped, tree and all, and the slot's next submission gets a
+fresh one. A grader is also replaced after RECYCLE_AFTER submissions, so a slow leak stays bounded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -17,6 +23,7 @@ import os
 import pwd
 import queue
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -26,7 +33,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -39,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 METADATA = "submission_metadata.yml"
 STATUSES = ("ok", "timeout", "crashed", "invalid")
 GRACE_SECONDS = 120  # grader start-up, reference values and cases, on top of the sandbox's own wall limit
-Command = Callable[[Path, Path], list[str]]  # (submission, results path) -> argv of one grader process
+RECYCLE_AFTER = 50  # submissions per grader process
 
 
 @dataclass(frozen=True)
@@ -153,8 +159,11 @@ def status_of(results: dict | None, returncode: int | None, timed_out: bool = Fa
 
 def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_count() or 1,
               force: bool = False, assignment: str | None = None, timeout: float | None = None,
-              command: Command | None = None, progress: bool = True) -> list[Row]:
-    """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows."""
+              command: list[str] | None = None, progress: bool = True) -> list[Row]:
+    """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows.
+
+    `command` replaces the grader's argv (tests use a fake that speaks autograder.batch_worker's protocol).
+    """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     out = out or default_out(submissions)
@@ -162,21 +171,25 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
     if timeout is None:
         names = [assignment] if assignment else assignment_names()
         timeout = max(load_assignment(n).limits.wall_seconds for n in names) + GRACE_SECONDS
-    runner = _Runner(out, command or _grader_command(assignment), timeout, _slot_users(jobs, create=command is None))
+    runner = _Runner(out, command or _grader_command(), timeout, _slot_users(jobs, create=command is None),
+                     assignment)
     done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
-    with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
-            ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(runner.grade, e) for e in entries if e.key not in done]
-        try:
-            for future in as_completed(futures):
-                row = future.result()
-                done[row.entry.key] = row
-                bar.update()
-                bar.set_postfix_str(" ".join(f"{s}={n}" for s, n in _counts(done.values()).items() if n))
-        except KeyboardInterrupt:
-            runner.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    try:
+        with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
+                ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(runner.grade, e) for e in entries if e.key not in done]
+            try:
+                for future in as_completed(futures):
+                    row = future.result()
+                    done[row.entry.key] = row
+                    bar.update()
+                    bar.set_postfix_str(" ".join(f"{s}={n}" for s, n in _counts(done.values()).items() if n))
+            except KeyboardInterrupt:
+                runner.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        runner.close()
     rows = [done[e.key] for e in entries]
     write_reports(rows, out)
     return rows
@@ -202,21 +215,29 @@ def _slot_users(jobs: int, create: bool) -> list[str]:
     return users
 
 
-def _grader_command(assignment: str | None) -> Command:
-    extra = ["--assignment", assignment] if assignment else []
-    return lambda submission, results: [sys.executable, "-m", "autograder", "--submission", str(submission),
-                                        "--results", str(results), *extra]
+def _grader_command() -> list[str]:
+    return [sys.executable, "-m", "autograder.batch_worker"]
+
+
+@dataclass
+class _Slot:
+    """A job slot: its sandbox user and the grader process that grades its submissions one after another."""
+    user: str
+    process: subprocess.Popen | None = None
+    graded: int = 0  # by this process
 
 
 class _Runner:
-    """Starts graders and remembers the live ones, so that Ctrl-C or a timeout can stop their whole tree."""
+    """Keeps a grader per job slot and remembers the live ones, so that Ctrl-C or a timeout can stop their tree."""
 
-    def __init__(self, out: Path, command: Command, timeout: float, users: list[str]):
-        self.out, self.command, self.timeout = out, command, timeout
-        self.users: queue.SimpleQueue[str] = queue.SimpleQueue()  # free slots; each grader takes one for its run
-        for user in users:
-            self.users.put(user)
-        self.live: set[subprocess.Popen] = set()
+    def __init__(self, out: Path, command: list[str], timeout: float, users: list[str],
+                 assignment: str | None = None):
+        self.out, self.command, self.timeout, self.assignment = out, command, timeout, assignment
+        self.slots = [_Slot(user) for user in users]
+        self.free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()  # each grading takes one for its run
+        for slot in self.slots:
+            self.free.put(slot)
+        self.live: set[subprocess.Popen] = set()  # started and not yet being stopped
         self.lock = threading.Lock()
         self.cancelled = False
 
@@ -234,12 +255,13 @@ class _Runner:
             folder.mkdir(parents=True, exist_ok=True)
             for stale in ("batch.json", "results.json"):
                 (folder / stale).unlink(missing_ok=True)
-            argv = self.command(entry.path.resolve(), (folder / "results.json").resolve())
-            user = self.users.get()
+            job = {"submission": str(entry.path.resolve()), "results": str((folder / "results.json").resolve()),
+                   "log": str((folder / "grader.log").resolve()), "assignment": self.assignment}
+            slot = self.free.get()
             try:
-                returncode, timed_out = self._run(argv, folder / "grader.log", user)
+                returncode, timed_out = self._run(slot, job)
             finally:
-                self.users.put(user)
+                self.free.put(slot)
             results = _read_json(folder / "results.json")
         except Exception as error:  # a batch-side failure (disk full, say): this row only, retried next run
             return Row(entry, "crashed", f"batch error: {error!r}", None, time.monotonic() - started)
@@ -250,29 +272,99 @@ class _Runner:
             (folder / "batch.json").write_text(json.dumps(record, indent=2))
         return row
 
-    def _run(self, argv: list[str], log_path: Path, user: str) -> tuple[int | None, bool]:
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "AUTOGRADER_SANDBOX_USER": user}, start_new_session=True)
+    def _run(self, slot: _Slot, job: dict) -> tuple[int | None, bool]:
+        """(returncode, timed out) of one job on the slot's grader: 0 when it answered, else the dead one's."""
+        log = Path(job["log"])
+        if slot.graded >= RECYCLE_AFTER:
+            self._retire(slot)
+        if slot.process is None:
+            with log.open("wb") as stream:  # its start-up's messages, if any, go to its first job's log
+                slot.process, slot.graded = self._start(slot.user, stream), 0
+        else:
+            log.write_bytes(b"")
+        process = slot.process
+        slot.graded += 1
+        with self.lock:
+            cancelled = self.cancelled  # Ctrl-C came before this job was sent
+        reply = b""
+        if not cancelled:
+            try:
+                process.stdin.write(json.dumps(job).encode() + b"\n")
+                process.stdin.flush()
+                reply = _reply(process.stdout.fileno(), self.timeout)
+            except OSError:  # BrokenPipeError: it died between two jobs
+                pass
+        if _answered(reply):
+            return 0, False
+        slot.process = None  # timed out, died or cancelled: stopped, and the next job gets a fresh one
+        self._end(process)
+        return process.returncode, reply is None
+
+    def _start(self, user: str, stderr) -> subprocess.Popen:
+        process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=stderr, env={**os.environ, "AUTOGRADER_SANDBOX_USER": user},
+                                   start_new_session=True)
         with self.lock:
             self.live.add(process)
-            cancelled = self.cancelled  # Ctrl-C came while this one was starting
-        try:
-            if cancelled:
-                _stop(process)
-            return process.wait(timeout=self.timeout), False
-        except subprocess.TimeoutExpired:
+        return process
+
+    def _end(self, process: subprocess.Popen) -> None:
+        """Stop it, unless cancel() is already doing so (then wait for it): one _stop per process."""
+        with self.lock:
+            ours = process in self.live
+            self.live.discard(process)
+        if ours:
             _stop(process)
-            return process.returncode, True
-        finally:
-            with self.lock:
-                self.live.discard(process)
+        else:
+            process.wait()
+        for pipe in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _retire(self, slot: _Slot) -> None:
+        """End the slot's grader: EOF on its stdin lets it exit by itself; what is left is stopped."""
+        process, slot.process, slot.graded = slot.process, None, 0
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+            process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self._end(process)
+
+    def close(self) -> None:
+        """End every slot's grader; call once no grading is running."""
+        for slot in self.slots:
+            self._retire(slot)
 
     def cancel(self) -> None:
         with self.lock:
             self.cancelled, live = True, list(self.live)
+            self.live.clear()
         for process in live:
             _stop(process)
+
+
+def _reply(fd: int, timeout: float) -> bytes | None:
+    """The grader's answer line: b"" when it closed its end (it died), None when none came within `timeout`."""
+    deadline, line = time.monotonic() + timeout, b""
+    while not line.endswith(b"\n"):
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b""
+        line += chunk
+    return line
+
+
+def _answered(reply: bytes | None) -> bool:
+    try:
+        answer = json.loads(reply) if reply else None
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("done") is True
 
 
 def _stop(process: subprocess.Popen, grace: float = 20) -> None:
@@ -283,7 +375,9 @@ def _stop(process: subprocess.Popen, grace: float = 20) -> None:
         process.wait(timeout=grace)
     except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
         pass
-    for pid in [process.pid, *tree]:
+    if process.poll() is None:
+        process.kill()  # through Popen: never a reaped pid that the system may have given to another process
+    for pid in tree:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

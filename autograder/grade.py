@@ -16,7 +16,7 @@ from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
-from autograder.sandbox import Limits, run_worker
+from autograder.sandbox import Limits, run_worker, warm_start
 
 __all__ = ["grade", "build_request"]
 
@@ -84,6 +84,7 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
 
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
+    warm_start(assignment.preload)  # first: its imports overlap the grader's work up to run_worker
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
@@ -95,13 +96,14 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     # reference fails is simply left out here and recomputed (and reported) by its case.
     precompute = threading.Thread(target=_answer_all, args=(reference, calls, expected), daemon=True)
     precompute.start()
-    run = run_worker(request, assignment.limits, protected)
+    run = run_worker(request, assignment.limits, protected, assignment.preload)
     precompute.join()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission)
     staff = run.notes + ([f"using the development secret: hidden seeds are predictable"] if is_default else [])
-    staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB")
+    staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB"
+                 + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     summary = _summary(notebook, assignment, run, notes)
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff))
 
@@ -120,10 +122,20 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
     }
 
 
+# The reference is a pure function of a call's entry and arguments (grading is deterministic), so a process that
+# grades many submissions (batch) computes each distinct call once: the notebook's public checks, say.
+_answers: dict[tuple[str, str], str] = {}
+
+
 def _answer_all(reference, calls, into: dict) -> None:
     for call in calls:
+        key = (reference.__module__, call.code())
         try:
-            into[call.name] = reference(call)
+            if key not in _answers:
+                _answers[key] = json.dumps(reference(call))
+                if len(_answers) > 256:  # most calls are one submission's own: keep the store small
+                    del _answers[next(iter(_answers))]
+            into[call.name] = json.loads(_answers[key])  # a fresh copy: a case may not alter another's answer
         except Exception:
             pass
 

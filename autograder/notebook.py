@@ -7,6 +7,7 @@ deleted, moved and duplicated cells are tolerated: as in Python, the last defini
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class Notebook:
                           for cell in self.cells if cell.id in by_cell]
 
 
+@functools.lru_cache(maxsize=512)  # pure, and asked for the same cells by many cases
 def python_source(cell_source: str) -> str:
     """The cell as plain Python: IPython magics and shell escapes become function calls."""
     return TransformerManager().transform_cell(cell_source)

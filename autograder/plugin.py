@@ -113,10 +113,11 @@ def run_cases(cases_path: Path, submission: Submission) -> tuple[list[CaseResult
     collector = _Collector(submission)
     log = io.StringIO()
     # Only our plugin (installed pytest plugins such as hypothesis' cost seconds), and no assertion
-    # rewriting: the cases raise their own messages.
+    # rewriting: the cases raise their own messages. No unraisable-exception plugin: its full garbage
+    # collections cost a third of a second in a process holding torch.
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"):
         code = pytest.main([str(cases_path), "-c", str(INI), "--rootdir", str(cases_path.parent), "-q",
-                            "--assert=plain", "-p", "no:cacheprovider"], plugins=[collector])
+                            "--assert=plain", "-p", "no:cacheprovider", "-p", "no:unraisableexception"], plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
     return sorted(collector.results, key=lambda r: _number_key(r.number)), log.getvalue()

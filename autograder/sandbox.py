@@ -8,15 +8,18 @@ Layers, each used where the OS allows and reported in `WorkerRun.notes` where it
   * a private network namespace (no interface but a down loopback: no network at all);
   * a scratch working directory, a scrubbed environment, OMP_NUM_THREADS=1, and a wall-clock timeout.
 The reply crosses back on a pipe only the worker holds, as JSON; nothing is unpickled.
+
+A worker is forked from a warm start (zygote.py) when the caller names modules to preload, else started with
+exec; either way the same confinement plan (confine.py) is applied to it before any of its code runs.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import pwd
-import resource
 import shutil
 import signal
 import subprocess
@@ -28,14 +31,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "SANDBOX_USER"]
+from autograder.confine import CLONE_NEWNET, confine
+from autograder.zygote import ForkedWorker, Zygote, ZygoteError
+
+__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "SANDBOX_USER"]
 
 WORKER = Path(__file__).with_name("worker.py")
 SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-CLONE_NEWNET = 0x40000000
 REPLY_LIMIT = 32_000_000
 TORCH_ADDRESS_SPACE_MB = 1400  # what a kernel that imported torch maps without touching (VmSize, measured)
+WARM_START_SECONDS = 120  # longer than importing torch on a loaded box; past it, workers start cold
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,12 @@ class WorkerRun:
     problem: str = ""  # why there is no reply, for the student
 
 
-def run_worker(request: dict, limits: Limits, protected: list[Path]) -> WorkerRun:
+def run_worker(request: dict, limits: Limits, protected: list[Path],
+               preload: tuple[str, ...] | None = None) -> WorkerRun:
+    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns.
+
+    With `preload` (module names, () for none), the worker is forked from a warm start that imported them.
+    """
     started = time.monotonic()
     notes: list[str] = []
     user = _sandbox_user(notes)
@@ -69,36 +80,35 @@ def run_worker(request: dict, limits: Limits, protected: list[Path]) -> WorkerRu
         _let_user_run_python(notes)
     scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
     groups = _Cgroups.create(limits, notes)
-    isolate_network = _can_unshare_network(notes)
+    plan = _confinement(limits, groups, user, _can_unshare_network(notes))
     if user:
         os.chown(scratch, user.pw_uid, user.pw_gid)
     log = tempfile.TemporaryFile()  # unnamed and root-owned: the worker gets only the file descriptor
     reply_read, reply_write = os.pipe()
-    env = _scrubbed_env(scratch)
+    request_read, request_write = os.pipe()
     request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
                "output_limit": limits.output_kb_per_cell * 1000}
+    process = None
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER), str(reply_write)],
-            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=scratch, env=env,
-            pass_fds=(reply_write,),
-            preexec_fn=lambda: _enter_sandbox(limits, groups, user, isolate_network),
-        )
+        process = _start(plan, scratch, log, request_read, reply_write, preload, notes)
     except OSError as error:
-        os.close(reply_read)
-        os.close(reply_write)
-        log.close()
-        groups.remove()
-        shutil.rmtree(scratch, ignore_errors=True)
         return WorkerRun(None, notes=notes, problem=f"the sandbox could not start: {error}")
-    os.close(reply_write)
+    finally:
+        os.close(reply_write)
+        os.close(request_read)
+        if process is None:  # also when interrupted while waiting for the warm start
+            for fd in (reply_read, request_write):
+                os.close(fd)
+            log.close()
+            groups.remove()
+            shutil.rmtree(scratch, ignore_errors=True)
     reply_chunks: list[bytes] = []
     reader = threading.Thread(target=_read_capped, args=(reply_read, reply_chunks), daemon=True)
     reader.start()
     run = WorkerRun(None, notes=notes)
     try:
-        process.stdin.write(json.dumps(request).encode())
-        process.stdin.close()
+        with os.fdopen(request_write, "wb") as stream:
+            stream.write(json.dumps(request).encode())
     except BrokenPipeError:
         pass
     try:
@@ -117,6 +127,54 @@ def run_worker(request: dict, limits: Limits, protected: list[Path]) -> WorkerRu
     run.wall_seconds = time.monotonic() - started
     run.reply, run.problem = _parse_reply(b"".join(reply_chunks), run)
     return run
+
+
+def _start(plan: dict, scratch: Path, log, request_read: int, reply_write: int, preload: tuple[str, ...] | None,
+           notes: list[str]):
+    """The confined worker: forked by the warm start when there is one, else exec'ed. Popen-like."""
+    env = _scrubbed_env(scratch)
+    zygote = warm_start(preload) if preload is not None and "zygote" not in _disabled() else None
+    if zygote is not None and zygote.wait_ready(WARM_START_SECONDS):
+        try:
+            return zygote.spawn([request_read, reply_write, log.fileno()], str(scratch), env,
+                                {**plan, "relative_address_space": True})
+        except ZygoteError as error:
+            notes.append(f"{error}; starting the worker cold")
+    elif zygote is not None:
+        notes.append(f"the warm start did not become ready; starting the worker cold. Its log:\n{zygote.log_tail()}")
+    return subprocess.Popen([sys.executable, "-I", str(WORKER), str(reply_write)], stdin=request_read,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=scratch, env=env, pass_fds=(reply_write,),
+                            preexec_fn=lambda: confine(plan))
+
+
+_zygotes: dict[tuple[str, ...], Zygote] = {}
+
+
+def warm_start(preload: tuple[str, ...]) -> Zygote:
+    """The warm start for `preload`, started now if there is none alive; returns at once (it imports meanwhile).
+
+    Call it early, so that its imports overlap the grader's own work. It lives as long as this process.
+    """
+    zygote = _zygotes.get(preload)
+    if zygote is None or not zygote.alive():
+        zygote = _zygotes[preload] = Zygote(preload, _scrubbed_env(Path(tempfile.gettempdir())))
+    return zygote
+
+
+def _confinement(limits: Limits, groups: "_Cgroups", user, isolate_network: bool) -> dict:
+    """The plan confine.py applies to the worker: plain data, as it crosses to the warm start."""
+    rlimits = {"RLIMIT_CPU": limits.wall_seconds * 2, "RLIMIT_FSIZE": limits.max_file_mb * 2**20, "RLIMIT_CORE": 0}
+    if "pids" not in groups.paths and user is not None:
+        rlimits["RLIMIT_NPROC"] = limits.max_processes
+    return {
+        "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
+        "unshare_network": isolate_network,
+        "rlimits": rlimits,
+        "address_space_mb": None if "memory" in groups.paths else limits.memory_mb + TORCH_ADDRESS_SPACE_MB,
+        "relative_address_space": False,
+        "uid": user.pw_uid if user else None,
+        "gid": user.pw_gid if user else None,
+    }
 
 
 def _parse_reply(raw: bytes, run: WorkerRun) -> tuple[dict | None, str]:
@@ -152,6 +210,7 @@ def _scrubbed_env(scratch: Path) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
         "JUPYTER_RUNTIME_DIR": str(scratch / ".jupyter"), "IPYTHONDIR": str(scratch / ".ipython"),
         "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel imports debugpy, which warns about frozen modules
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
     }
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see the machine notes: old OpenBLAS needs them
@@ -187,7 +246,7 @@ def _make_private(paths: list[Path]) -> None:
 
 
 def _disabled() -> set[str]:
-    """Layers to leave out as a container would refuse them, e.g. "cgroups,netns": tests exercise fallbacks."""
+    """Layers to leave out as a container would refuse them, e.g. "cgroups,netns,zygote": tests exercise fallbacks."""
     return set(filter(None, os.environ.get("AUTOGRADER_DISABLE", "").split(",")))
 
 
@@ -211,15 +270,21 @@ def _can_unshare_network(notes: list[str]) -> bool:
     if os.geteuid() != 0:
         notes.append("no network isolation: unshare needs root")
         return False
+    if not _unshare_works():
+        notes.append("no network isolation: this container refuses unshare(CLONE_NEWNET)")
+        return False
+    return True
+
+
+@functools.cache
+def _unshare_works() -> bool:
+    """Tried once per process, in a throwaway child."""
     pid = os.fork()
     if pid == 0:
         libc = ctypes.CDLL(None, use_errno=True)
         os._exit(0 if libc.unshare(CLONE_NEWNET) == 0 else 1)
     _, status = os.waitpid(pid, 0)
-    if status != 0:
-        notes.append("no network isolation: this container refuses unshare(CLONE_NEWNET)")
-        return False
-    return True
+    return status == 0
 
 
 class _Cgroups:
@@ -263,10 +328,6 @@ class _Cgroups:
                          "processes instead; a student's detached processes are found by user id")
         return groups
 
-    def join(self) -> None:
-        for path in self.paths.values():
-            (path / "cgroup.procs").write_text(str(os.getpid()))
-
     def pids(self) -> set[int]:
         found = set()
         for path in self.paths.values():
@@ -301,26 +362,6 @@ class _Cgroups:
                     time.sleep(0.05)
 
 
-def _enter_sandbox(limits: Limits, groups: _Cgroups, user, isolate_network: bool) -> None:
-    """Runs in the child between fork and exec, still as the grader's user: no Python objects may cross."""
-    os.setsid()
-    groups.join()
-    if isolate_network:
-        ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET)
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.wall_seconds * 2, limits.wall_seconds * 2))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * 2**20,) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if "memory" not in groups.paths:
-        # Address space, not resident memory: torch maps far more than it touches.
-        resource.setrlimit(resource.RLIMIT_AS, ((limits.memory_mb + TORCH_ADDRESS_SPACE_MB) * 2**20,) * 2)
-    if "pids" not in groups.paths and user is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
-    if user is not None:
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-
-
 def _kill_tree(process: subprocess.Popen, groups: _Cgroups, user) -> None:
     """Kill the worker, its kernel and anything they started, detached or not."""
     try:
@@ -342,7 +383,8 @@ def _kill_tree(process: subprocess.Popen, groups: _Cgroups, user) -> None:
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        pass
+        if isinstance(process, ForkedWorker):
+            process.zygote.close()  # it cannot account for its child: replace it
 
 
 def _kill_user_processes(uid: int) -> None:

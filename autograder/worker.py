@@ -4,6 +4,10 @@ Started by sandbox.py as the unprivileged user, with limits already applied. It 
 stdin, writes one JSON reply to the file descriptor named on the command line, and nothing else crosses back.
 It imports nothing from the grader: the reference and the hidden cases are not in its view.
 
+Its first kernel is forked from the worker itself (KernelSeed) before the request is read: whatever the worker
+imported (ipykernel; torch too when it came from the warm start, zygote.py) is already imported in the kernel, and
+the kernel's memory holds no hidden input. A replacement kernel, after a crash, is started the usual way.
+
 Request:  {"cells": [{"id", "source"}], "definition_cells": [...], "prelude": str, "probes": str,
            "calls": [{"name", "code", "timeout"}], "cell_timeout": s, "deadline": s, "output_limit": bytes}
 Reply:    {"cells": [{"id", "status", "error"?}], "probes": {name: {"ok", "value"|"error"}}, "events": [str]}
@@ -13,11 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 
 import nbformat
+from ipykernel import ipkernel, kernelapp  # imported here, once: the first kernel is forked from this process
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import local_provisioner
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -146,8 +154,10 @@ def _define(kernel: Kernel, request: dict, reply: dict, scratch: str) -> Kernel:
 def grade(request: dict) -> dict:
     deadline = time.monotonic() + request["deadline"]
     scratch = os.getcwd()
-    reply: dict = {"cells": [], "probes": {}, "events": []}
+    reply: dict = {"cells": [], "probes": {}, "events": [], "seconds": {}}
+    phase = _Phases(reply["seconds"])
     kernel = Kernel(scratch, request["output_limit"])
+    phase("kernel start")
     try:
         for cell in request["cells"]:
             if not kernel.alive or time.monotonic() > deadline:
@@ -163,11 +173,13 @@ def grade(request: dict) -> dict:
             kernel = Kernel(scratch, request["output_limit"])
         # Imports first, then every def and class in notebook order: the probes see the notebook's final
         # definitions even if its run stopped early or its cells are out of order.
+        phase("cells")
         kernel = _define(kernel, request, reply, scratch)
         for setup in (request["prelude"], request["probes"]):
             setup_result = kernel.run(setup, request["cell_timeout"])
             if setup_result["status"] != "ok":
                 reply["events"].append(f"probe setup failed: {setup_result.get('error')}")
+        phase("definitions and probe setup")
         for call in request["calls"]:
             if not kernel.alive or time.monotonic() > deadline:
                 why = "the kernel had died" if not kernel.alive else "the time limit was reached"
@@ -181,16 +193,138 @@ def grade(request: dict) -> dict:
                 if result["status"] in ("timeout", "died"):
                     observation["error"] = f"{result['status']}: {result['error']}"
             reply["probes"][call["name"]] = observation
+        phase("probes")
         reply["output_truncated"] = kernel.client.truncated
     finally:
         kernel.shutdown()
+        phase("kernel shutdown")
     return reply
 
 
-def main() -> None:
-    reply_fd = int(sys.argv[1])
+class _Phases:
+    """Seconds per phase of the worker's run, for the staff log."""
+
+    def __init__(self, into: dict):
+        self.into, self.last = into, time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = round(now - self.last, 2)
+        self.last = now
+
+
+class KernelSeed:
+    """A child forked before anything else happens; it becomes the first kernel when given its command line.
+
+    It stands in for the kernel's subprocess.Popen in jupyter_client's LocalProvisioner (see `_launch`).
+    """
+
+    pending: "list[KernelSeed]" = []  # forked at the worker's start: the first kernel, and one replacement
+
+    def __init__(self):
+        trigger_read, self.trigger = os.pipe()
+        ready_read, ready_write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(self.trigger)
+            os.close(ready_read)
+            # Its own session, as jupyter_client's launcher gives a kernel: interrupts go to its process group.
+            # Before the worker goes on, which reads the group id once it has "launched" the kernel.
+            os.setsid()
+            os.close(ready_write)
+            self._become_kernel(trigger_read)
+        os.close(trigger_read)
+        os.close(ready_write)
+        os.read(ready_read, 1)  # EOF once the seed has its session
+        os.close(ready_read)
+        self.returncode = None
+        self.stdin = self.stdout = self.stderr = None
+
+    @staticmethod
+    def _become_kernel(trigger: int) -> None:
+        code = 1
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)  # the worker's stdin carries the request: not the kernel's to read
+            os.closerange(3, trigger)  # the reply pipe among them
+            os.closerange(trigger + 1, 65536)
+            with os.fdopen(trigger, "rb") as stream:
+                launch = stream.read()
+            if not launch:
+                os._exit(0)  # not needed after all
+            launch = json.loads(launch)
+            os.environ.clear()
+            os.environ.update(launch["env"])
+            # Exit with the worker. (Its default was read from the environment when ipykernel was imported.)
+            sys.argv = ["ipykernel_launcher", *launch["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+            kernelapp.launch_new_instance()
+            code = 0
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def start(self, argv: list[str], env: dict[str, str]) -> "KernelSeed":
+        with os.fdopen(self.trigger, "wb") as stream:
+            stream.write(json.dumps({"argv": argv, "env": env}).encode())
+        return self
+
+    def discard(self) -> None:
+        os.close(self.trigger)
+        self.wait()
+
+    # The subprocess.Popen interface jupyter_client uses:
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+_launch_kernel = local_provisioner.launch_kernel
+
+
+def _launch(cmd: list[str], **kwargs):
+    """jupyter_client's kernel launcher, taking a seed for each ipykernel it starts while seeds last."""
+    while KernelSeed.pending and "ipykernel_launcher" in cmd:
+        seed = KernelSeed.pending.pop(0)
+        if seed.poll() is None:  # a runaway kernel's memory may have cost a waiting seed its life
+            return seed.start(cmd[cmd.index("ipykernel_launcher") + 1:], dict(kwargs.get("env") or os.environ))
+    return _launch_kernel(cmd, **kwargs)
+
+
+local_provisioner.launch_kernel = _launch
+
+
+def main(reply_fd: int | None = None) -> None:
+    """Run as a script (`worker.py REPLY_FD`) or called in a child of the warm start (zygote.py)."""
+    reply_fd = int(sys.argv[1]) if reply_fd is None else reply_fd
+    KernelSeed.pending = [KernelSeed(), KernelSeed()]  # first of all: nothing but imports happened yet
     request = json.load(sys.stdin)
-    reply = grade(request)
+    try:
+        reply = grade(request)
+    finally:
+        for seed in KernelSeed.pending:
+            seed.discard()
     with os.fdopen(reply_fd, "w") as out:
         json.dump(reply, out, default=str)
 

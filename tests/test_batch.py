@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from autograder.grade import _summary, grade
 from autograder.notebook import load_notebook
 from autograder.results import build_results, failure_results
 from autograder.sandbox import WorkerRun, _parse_reply
+from tests.test_gradescope_tree import SUBMISSIONS, expected_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solution/notebooks/hw4_part1.ipynb"
@@ -116,34 +118,55 @@ def test_status_comes_from_the_engine_results(tmp_path):
 FAKE_GRADER = """\
 import json, os, subprocess, sys, time
 from pathlib import Path
-submission, results = Path(sys.argv[1]), Path(sys.argv[2])
-with open(results.parent.parent / "calls.log", "a") as calls:
-    calls.write(submission.stem + "\\n")
-(results.parent / "user").write_text(os.environ["AUTOGRADER_SANDBOX_USER"])
-if submission.stem == "crash":
-    os._exit(3)
-if submission.stem == "hang":
-    sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)  # detached: not in our process group
-    (results.parent / "sleeper.pid").write_text(str(sleeper.pid))
-    time.sleep(600)
-if submission.stem == "garbage":
-    results.write_text("{not json")
-    sys.exit(0)
-score = float(len(submission.stem) % 4)
-case = {"status": "passed", "output": ""}
-tests = [{"name": "first", "number": "1.1", "score": min(score, 1.0), "max_score": 1.0, **case},
-         {"name": "second", "number": "1.2", "score": max(score - 1, 0.0), "max_score": 2.0, **case},
-         {"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0, "status": "passed", "output": "",
-          "visibility": "hidden"}]
-results.write_text(json.dumps({"score": score, "output": f"Graded `{submission.name}` as X.", "tests": tests}))
+
+def other_graders_users():
+    # the sandbox users of the other fake graders alive now
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if proc.name != str(os.getpid()) and __file__ in (proc / "cmdline").read_text().split("\\0"):
+                env = (proc / "environ").read_text().split("\\0")
+                found += [e.split("=", 1)[1] for e in env if e.startswith("AUTOGRADER_SANDBOX_USER=")]
+        except OSError:
+            pass
+    return found
+
+for line in sys.stdin:  # autograder.batch_worker's protocol
+    job = json.loads(line)
+    submission, results, name = Path(job["submission"]), Path(job["results"]), Path(job["submission"]).stem
+    with open(results.parent.parent / "calls.log", "a") as calls:
+        calls.write(name + "\\n")
+    for key, value in (("user", os.environ["AUTOGRADER_SANDBOX_USER"]), ("pid", os.getpid()),
+                       ("assignment", job["assignment"]), ("others", " ".join(other_graders_users()))):
+        (results.parent / key).write_text(str(value))
+    if name.endswith("crash"):
+        os._exit(3)
+    if name.endswith("hang"):
+        sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)  # detached: not in our process group
+        (results.parent / "sleeper.pid").write_text(str(sleeper.pid))
+        time.sleep(600)
+    if name.endswith("garbage"):
+        results.write_text("{not json")
+    else:
+        score = float(len(name) % 4)
+        case = {"status": "passed", "output": ""}
+        tests = [{"name": "first", "number": "1.1", "score": min(score, 1.0), "max_score": 1.0, **case},
+                 {"name": "second", "number": "1.2", "score": max(score - 1, 0.0), "max_score": 2.0, **case},
+                 {"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0, "status": "passed",
+                  "output": "", "visibility": "hidden"}]
+        results.write_text(json.dumps({"score": score, "output": f"Graded `{submission.name}` as X.", "tests": tests}))
+    with open(job["log"], "a") as log:
+        log.write(f"graded {name}\\n")
+    print(json.dumps({"done": True}), flush=True)
 """
 
 
 @pytest.fixture
-def fake(tmp_path):
+def fake(tmp_path) -> list[str]:
+    """argv of a fake grader that speaks the batch protocol: crashes, hangs or writes garbage by file name."""
     script = tmp_path / "fake_grader.py"
     script.write_text(FAKE_GRADER)
-    return lambda submission, results: [sys.executable, str(script), str(submission), str(results)]
+    return [sys.executable, str(script)]
 
 
 def _folder(tmp_path: Path, names: list[str]) -> Path:
@@ -173,16 +196,65 @@ def test_a_crash_a_hang_and_garbage_cost_one_row_each(tmp_path, fake):
     users = {key: (out / key / "user").read_text() for key in status}
     base = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
     assert set(users.values()) <= {f"{base}-1", f"{base}-2", f"{base}-3"}
-    # ok and perfect ran while hang hung: each concurrent grader has a sandbox user of its own
-    assert users["hang"] not in (users["ok"], users["perfect"]) and users["ok"] != users["perfect"]
+    # each grader alive at the same time as another has a sandbox user of its own
+    others = {key: (out / key / "others").read_text().split() for key in status}
+    assert any(others.values()) and all(users[key] not in others[key] for key in status)
     grades = {row["submission"]: row for row in _csv(out / "grades.csv")}
     assert (grades["ok"]["total"], grades["ok"]["1.1"], grades["ok"]["1.2"]) == ("2", "1", "1")
     assert (grades["great"]["total"], grades["great"]["max_total"], grades["perfect"]["1.2"]) == ("1", "3", "2")
     assert grades["crash"]["total"] == "" and "status 3" in grades["crash"]["detail"]
+    assert "no valid results.json" in grades["garbage"]["detail"]
     assert "Grader log" not in "".join(grades["ok"])  # the staff log is not a test column
     summary = {row["number"]: row for row in _csv(out / "summary.csv")}
     assert summary["1.2"] == {"number": "1.2", "name": "second", "max_score": "2", "mean": "1.000", "full_marks": "1",
                               "graded": "3"}
+
+
+def test_a_slot_keeps_one_grader_until_it_fails_or_is_recycled(tmp_path, fake, monkeypatch):
+    monkeypatch.setattr(batch, "RECYCLE_AFTER", 3)
+    names = ["a", "b", "c_crash", "d", "e_hang", "f", "g", "h", "i"]
+    out = tmp_path / "out"
+    rows = batch.grade_all(_folder(tmp_path, names), out, jobs=1, timeout=5, assignment="hw4_part1", command=fake,
+                           progress=False)
+    assert {r.entry.key: r.status for r in rows} == {**{n: "ok" for n in names}, "c_crash": "crashed",
+                                                     "e_hang": "timeout"}
+    pids = [int((out / name / "pid").read_text()) for name in names]
+    # the crash and the timeout each cost their grader; the third grader is recycled after 3 submissions
+    assert [pids.index(pid) for pid in pids] == [0, 0, 0, 3, 3, 5, 5, 5, 8]
+    assert all(_gone(pid) for pid in set(pids)) and _gone(int((out / "e_hang" / "sleeper.pid").read_text()))
+    assert {(out / name / "assignment").read_text() for name in names} == {"hw4_part1"}
+    assert (out / "b" / "grader.log").read_text() == "graded b\n"  # each submission its own log
+
+
+NOISY_GRADE = """\
+import os, sys
+import autograder.batch_worker as worker
+
+def grade(submission, results, assignment=None, log=print):
+    print(f"stdout {submission.stem}")
+    os.write(1, f"fd 1 {submission.stem}\\n".encode())
+    os.system(f"echo child {submission.stem}; echo child stderr {submission.stem} >&2")
+    print(f"stderr {submission.stem}", file=sys.stderr)
+    log(f"log {submission.stem} as {assignment}")
+    results.write_text("{}")
+    return {}
+
+sys.exit(worker.main(grade))
+"""
+
+
+def test_the_grader_keeps_its_stdout_for_the_protocol(tmp_path):
+    """Whatever grading prints, from Python or a child process, goes to the job's log, never into the replies."""
+    jobs = [{"submission": str(tmp_path / f"{name}.ipynb"), "results": str(tmp_path / f"{name}.json"),
+             "log": str(tmp_path / f"{name}.log"), "assignment": "hw4_part1"} for name in ("one", "two")]
+    done = subprocess.run([sys.executable, "-c", NOISY_GRADE], input="".join(json.dumps(j) + "\n" for j in jobs),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, '{"done": true}\n' * 2), done.stderr
+    for name, other in (("one", "two"), ("two", "one")):
+        log = (tmp_path / f"{name}.log").read_text()
+        assert all(f"{line} {name}" in log for line in ("stdout", "fd 1", "child", "child stderr", "stderr"))
+        assert f"log {name} as hw4_part1" in log and other not in log
+        assert (tmp_path / f"{name}.json").exists()
 
 
 def _gone(pid: int) -> bool:
@@ -238,7 +310,7 @@ def test_a_rerun_skips_what_is_graded_unless_changed_or_forced(tmp_path, fake):
 
 def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
     folder = _folder(tmp_path, ["ann", "crash"])
-    monkeypatch.setattr(batch, "_grader_command", lambda assignment: fake)
+    monkeypatch.setattr(batch, "_grader_command", lambda: fake)
     for _ in range(2):  # the second run finds its own output folder inside DIR, and skips it
         assert cli.main(["--submissions", str(folder), "--out", str(folder / "graded"), "--jobs", "2"]) == 0
     printed = capsys.readouterr().out
@@ -270,3 +342,36 @@ def test_a_gradescope_export_is_graded_for_real(tmp_path):
     assert len(summary) == 24 and summary["2.15"]["full_marks"] == "1" and summary["2.15"]["graded"] == "3"
     for key in ("submission_101", "submission_102", "submission_103"):
         assert json.loads((out / key / "results.json").read_text())["tests"]
+
+
+@pytest.mark.slow
+def test_one_grader_grades_in_turn_as_a_grader_each_would(tmp_path, monkeypatch):
+    """--jobs 1: one grader process grades the solution, the template and Adam without bias correction in turn.
+    Each gets the rubric's scores (as tests/test_gradescope_tree.py expects them), and the last the same feedback
+    as a grader process of its own gives it: nothing carries over from one submission to the next."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for index, (label, (notebook, _)) in enumerate(SUBMISSIONS.items()):
+        shutil.copy(notebook, folder / f"{index}_{label}.ipynb")
+    last = folder / f"{len(SUBMISSIONS) - 1}_adam_no_bias_correction.ipynb"
+    alone = subprocess.Popen([sys.executable, "-m", "autograder", "--submission", str(last), "--results",
+                              str(tmp_path / "alone.json"), "--assignment", "hw4_part1"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # meanwhile, on the other core
+    starts = []
+    start = batch._Runner._start
+    monkeypatch.setattr(batch._Runner, "_start", lambda self, *args: starts.append(args) or start(self, *args))
+    rows = batch.grade_all(folder, tmp_path / "out", jobs=1, assignment="hw4_part1", progress=False)
+    assert alone.wait(timeout=600) == 0
+    assert len(starts) == 1
+    for row in rows:
+        label = row.entry.key.split("_", 1)[1]
+        graded = [{k: t[k] for k in ("number", "name", "max_score", "score", "status")}
+                  for t in row.results["tests"] if t["max_score"] > 0]
+        assert graded == expected_tests(SUBMISSIONS[label][1]), label
+    assert [r.status for r in rows] == ["ok", "ok", "ok"]
+    assert {t["output"] for t in rows[0].results["tests"] if t["max_score"] > 0} == {"Passed."}
+
+    def feedback(results: dict) -> tuple:
+        return results["score"], results["output"], [{k: t[k] for k in ("number", "name", "score", "output")}
+                                                     for t in results["tests"] if t["visibility"] != "hidden"]
+    assert feedback(rows[-1].results) == feedback(json.loads((tmp_path / "alone.json").read_text()))

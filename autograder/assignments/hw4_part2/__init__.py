@@ -107,4 +107,5 @@ ASSIGNMENT = Assignment(
     make_calls=make_calls,
     run_all_cells=False,
     limits=Limits(wall_seconds=540, cell_timeout=120, memory_mb=640),
+    preload=("torch",),
 )
