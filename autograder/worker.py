@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 
 import nbformat
-from ipykernel import ipkernel, kernelapp  # imported here, once: the first kernel is forked from this process
+# Imported here, once: the kernels are forked from this process (debugger: debugpy, a tenth of a second).
+from ipykernel import debugger, ipkernel, kernelapp  # noqa: F401
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import local_provisioner
 from jupyter_core.utils import run_sync
@@ -198,6 +200,7 @@ def grade(request: dict) -> dict:
     finally:
         kernel.shutdown()
         phase("kernel shutdown")
+        phase.cpu()
     return reply
 
 
@@ -211,6 +214,12 @@ class _Phases:
         now = time.monotonic()
         self.into[name] = round(now - self.last, 2)
         self.last = now
+
+    def cpu(self) -> None:
+        """CPU seconds of this worker and of its kernels (those it waited for)."""
+        for name, who in (("worker CPU", resource.RUSAGE_SELF), ("kernels CPU", resource.RUSAGE_CHILDREN)):
+            usage = resource.getrusage(who)
+            self.into[name] = round(usage.ru_utime + usage.ru_stime, 2)
 
 
 class KernelSeed:

@@ -170,6 +170,10 @@ def main() -> None:
     import importlib
     for module in json.loads(sys.argv[2]):
         importlib.import_module(module)
+    # Everything imported so far is permanent: the children's garbage collections skip it, and so do not
+    # copy the pages it lives on (the use gc.freeze is made for).
+    import gc
+    gc.freeze()
     sock.send(json.dumps({"ready": True}).encode())
     children: dict[int, int] = {}  # pidfd -> pid
     while True:

@@ -214,7 +214,7 @@ def phases() -> list[tuple[str, float]]:
     timed = []
     code = ("import time; t = time.monotonic(); {0}; print(time.monotonic() - t)")
     for label, statement in (
-            ("grader: python start + import the engine and the assignment (torch)",
+            ("grader: python start + import the engine and the assignment",
              "from autograder.assignment import load_assignment; load_assignment('hw4_part1')"),
             ("grader: first torch.optim use (imports torch._dynamo), in the reference",
              "import torch; t = time.monotonic(); torch.optim.Adam([torch.zeros(1, requires_grad=True)])")):

@@ -25,8 +25,8 @@ def _enforce_no_torch_optim(submission, name: str) -> None:
         except NotRun:
             continue
         reasons += [f"called `{hit}` while running" for hit in got.get("torch_optim_calls", [])[:3]]
-        if got.get("profiler_removed"):
-            reasons.append("removed the grader's call monitor (`sys.setprofile`) while running")
+        if got.get("monitor_removed"):
+            reasons.append("removed the grader's call monitor (`sys.settrace`) while running")
     if reasons:
         raise AssertionError(f"`{name}` must not use `torch.optim` (the handout forbids built-in optimizers "
                              f"here), so it scores 0. Your `{name}`:\n" + "\n".join(f"- {r}" for r in sorted(set(reasons))))

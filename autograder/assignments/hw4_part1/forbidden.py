@@ -1,6 +1,6 @@
 """Static half of the "no torch.optim" rule: read an optimizer class's source (never run it).
 
-The runtime half lives in probes.py (a profiler that records calls into torch/optim/ while the student's
+The runtime half lives in probes.py (a trace function that records calls into torch/optim/ while the student's
 optimizer runs). Either finding scores that optimizer 0.
 """
 

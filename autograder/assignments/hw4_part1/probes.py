@@ -125,7 +125,7 @@ def probe_optimizer(args):
     with _autograder.CallWatch([optim_folder]) as watch:
         result = measure_optimizer(Optimizer, Model, args, describe=_autograder.describe)
     result["torch_optim_calls"] = watch.hits
-    result["profiler_removed"] = watch.tampered
+    result["monitor_removed"] = watch.tampered
     return result
 
 
