@@ -15,6 +15,7 @@ exec; either way the same confinement plan (confine.py) is applied to it before 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import json
@@ -148,6 +149,12 @@ def _start(plan: dict, scratch: Path, log, request_read: int, reply_write: int, 
 
 
 _zygotes: dict[tuple[str, ...], Zygote] = {}
+
+
+@atexit.register
+def _close_warm_starts() -> None:
+    for zygote in _zygotes.values():
+        zygote.close()
 
 
 def warm_start(preload: tuple[str, ...]) -> Zygote:

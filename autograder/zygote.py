@@ -58,6 +58,8 @@ class Zygote:
         self._ready: bool | None = None
 
     def log_tail(self, size: int = 1500) -> str:
+        if self.log.closed:
+            return self._last_log
         self.log.seek(max(0, self.log.seek(0, 2) - size))
         return self.log.read().decode(errors="replace")
 
@@ -109,6 +111,9 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if not self.log.closed:
+            self._last_log = self.log_tail()
+            self.log.close()
 
 
 class ForkedWorker:
