@@ -279,8 +279,12 @@ class KernelSeed:
         return self
 
     def discard(self) -> None:
-        os.close(self.trigger)
-        self.wait()
+        os.close(self.trigger)  # EOF: an unused seed exits
+        try:
+            self.wait(timeout=2)
+        except subprocess.TimeoutExpired:  # stopped by a student's signal, say
+            self.kill()
+            self.wait()
 
     # The subprocess.Popen interface jupyter_client uses:
     def poll(self) -> int | None:
