@@ -4,9 +4,10 @@ Started by sandbox.py as the unprivileged user, with limits already applied. It 
 stdin, writes one JSON reply to the file descriptor named on the command line, and nothing else crosses back.
 It imports nothing from the grader: the reference and the hidden cases are not in its view.
 
-Its first kernel is forked from the worker itself (KernelSeed) before the request is read: whatever the worker
-imported (ipykernel; torch too when it came from the warm start, zygote.py) is already imported in the kernel, and
-the kernel's memory holds no hidden input. A replacement kernel, after a crash, is started the usual way.
+Its kernels are forked from the worker itself (KernelSeed), two of them before the request is read: whatever the
+worker imported (ipykernel; torch too when it came from the warm start, zygote.py) is already imported in the
+kernel, and the kernel's memory holds no hidden input. The first replaces a crashed kernel; past that, a kernel is
+started the usual way.
 
 Request:  {"cells": [{"id", "source"}], "definition_cells": [...], "prelude": str, "probes": str,
            "calls": [{"name", "code", "timeout"}], "cell_timeout": s, "deadline": s, "output_limit": bytes}

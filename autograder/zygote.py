@@ -46,7 +46,6 @@ class Zygote:
     closes, that is with the grader."""
 
     def __init__(self, preload: tuple[str, ...], env: dict[str, str]):
-        self.preload = preload
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         self.log = tempfile.TemporaryFile()

@@ -42,20 +42,11 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _rss_mb(pid: int) -> float:
+def _proc_mb(path: str, field: str) -> float:
+    """A `field:  N kB` line of a /proc file, in MB (0 once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _pss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -67,7 +58,8 @@ def tree_memory_mb(root: int) -> tuple[float, float]:
     tree, rss, pss, stack = _children(), 0.0, 0.0, [root]
     while stack:
         pid = stack.pop()
-        rss, pss = rss + _rss_mb(pid), pss + _pss_mb(pid)
+        rss += _proc_mb(f"/proc/{pid}/status", "VmRSS:")
+        pss += _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss:")
         stack.extend(tree.get(pid, []))
     return rss, pss
 

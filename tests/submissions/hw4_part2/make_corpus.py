@@ -110,6 +110,9 @@ SWAPPED_LAYER = ('''        self.lora_A = nn.Linear(self.in_features, r, bias=Fa
         self.lora_B = nn.Linear(self.in_features, r, bias=False)
 ''')
 FORWARD = "self.lora_B(self.lora_A(self.dropout(x)))"
+# The student's own download, in the attack_download notebook: the grader must never run it. Only imports and
+# definitions run, the last-layer probe stubs from_pretrained, and the sandbox has no network and HF_*_OFFLINE set,
+# so no test reaches the hub (test_part2_grading checks the notebook is graded without it).
 PRETRAINED = 'BertForSequenceClassification.from_pretrained("bert-base-uncased", num_labels=5)'
 
 WRONG = {  # honest mistakes, each on the student-style correct notebook
