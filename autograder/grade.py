@@ -105,7 +105,10 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     summary = _summary(notebook, assignment, run, notes)
-    return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff))
+    status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
+    return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
+                         detail=run.problem or ("kernel restarted" if "kernel_restarted" in run.reply.get("events", [])
+                                                else ""))
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None) -> dict:
@@ -144,7 +147,8 @@ def _grade_without_run(assignment: Assignment, message: str, started: float) -> 
     """Every case is still listed, each scoring 0 with the reason, so students see what was expected."""
     submission = Submission(None, None, message, {}, None, None)
     cases, _ = run_cases(assignment.cases_path, submission)
-    return build_results(cases, f"**Your submission could not be graded.** {message}", time.monotonic() - started)
+    return build_results(cases, f"**Your submission could not be graded.** {message}", time.monotonic() - started,
+                         status="invalid", detail=message)
 
 
 def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) -> str:

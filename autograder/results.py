@@ -11,13 +11,20 @@ import jsonschema
 
 from autograder.plugin import CaseResult
 
-__all__ = ["build_results", "failure_results", "write_results", "console_table", "SCHEMA"]
+__all__ = ["STATUSES", "build_results", "failure_results", "write_results", "console_table", "SCHEMA"]
 
 SCHEMA = json.loads(Path(__file__).with_name("results_schema.json").read_text())
 
 
-def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_log: str = "") -> dict:
-    """Gradescope's dict. Staff-only detail goes into a hidden 0-point test, which students never see."""
+STATUSES = ("ok", "timeout", "crashed", "invalid")
+
+
+def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_log: str = "",
+                  status: str = "ok", detail: str = "") -> dict:
+    """Gradescope's dict. Staff-only detail goes into a hidden 0-point test, which students never see.
+
+    `status` (one of STATUSES) and `detail` go to `extra_data`: reports read them, never the Markdown, which
+    embeds text the student's code wrote."""
     tests = [{
         "name": case.name, "number": case.number, "score": case.score, "max_score": case.max_score,
         "status": case.status, "output": case.output, "output_format": "md", "visibility": case.visibility,
@@ -37,13 +44,14 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
+        "extra_data": {"status": status, "detail": detail},
     }
 
 
 def failure_results(student_message: str, staff_detail: str, seconds: float) -> dict:
     """The last resort when even the cases could not be run: a valid file that scores 0."""
     return build_results([], f"**The autograder could not grade this submission.** {student_message}",
-                         seconds, staff_log=staff_detail)
+                         seconds, staff_log=staff_detail, status="crashed", detail="grader error (see the staff log)")
 
 
 def write_results(results: dict, path: Path) -> None:
