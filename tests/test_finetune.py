@@ -235,6 +235,199 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and "--smoke" in result.stdout and "--data" in result.stdout
 
 
+# --- figures at bert-base scale -------------------------------------------------------------------------------------
+
+# HW4_INTERFACE.md's exact counts for bert-base-uncased with 5 labels: (trainable, total).
+BERT_PARAMS = {"full": (109_486_085, 109_486_085), "last_layer": (3_845, 109_486_085),
+               "lora_r1": (40_709, 109_522_949), "lora_r16": (593_669, 110_075_909),
+               "lora_r256": (9_441_029, 118_923_269)}
+BERT_TIMING_MS = {"train_forward_full": 25.1, "train_forward_lora": 27.4, "train_step_full": 81.3,
+                  "train_step_lora": 58.2, "inference_base": 17.9, "inference_lora_unmerged": 19.6,
+                  "inference_lora_merged": 18.0}
+
+
+def bert_results(epochs: int = 20) -> dict[str, dict]:
+    """metrics.json records as a 20-epoch bert-base run would write them, with made-up but plausible curves."""
+    results = {}
+    for i, (method, (trainable, total)) in enumerate(BERT_PARAMS.items()):
+        records = [{"epoch": e, "train_loss": 1.5 - i * 0.1 - 0.04 * e, "val_loss": 1.3,
+                    "val_accuracy": 0.3 + 0.04 * i + 0.005 * e, "val_f1": 0.28 + 0.04 * i + 0.005 * e,
+                    "train_samples_per_s": 900.0} for e in range(1, epochs + 1)]
+        best = records[-1]
+        results[method] = {"method": method, "complete": True, "device": "cuda", "precision": "bf16-autocast",
+                           "params": {"total": total, "trainable": trainable,
+                                      "trainable_percent": 100 * trainable / total},
+                           "samples": {"train": 8544, "validation": 1101, "test": 2210}, "epochs": records,
+                           "best": {k: best[k] for k in ("epoch", "val_accuracy", "val_f1")}}
+    return results
+
+
+def bert_timing() -> dict:
+    return {"complete": True, "batch_shape": [64, 128], "device": "cuda:0", "rounds": 50, "precision": "bfloat16",
+            "rank": 16, "median_ms": BERT_TIMING_MS, "min_ms": BERT_TIMING_MS,
+            "merged_vs_unmerged_max_abs_logit_diff": 3e-6, "lora_vs_base_max_abs_logit_diff": 0.02}
+
+
+def figure_texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def is_pie(ax) -> bool:
+    from matplotlib.patches import Wedge
+
+    return any(isinstance(p, Wedge) for p in ax.patches)
+
+
+def assert_axes_labelled(fig, where: str) -> None:
+    for ax in fig.axes:
+        if not is_pie(ax):  # a pie has no x or y scale to label
+            assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), f"{where}: {ax.get_title()!r} unlabelled"
+
+
+def assert_integer_epoch_ticks(ax, epochs: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    locator = ax.xaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator), type(locator)
+    for low, high in [(1, epochs), (1, 3), (1, 2)]:
+        assert all(float(t).is_integer() for t in locator.tick_values(low, high)), (low, high)
+    shown = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert shown and all(float(t).is_integer() for t in shown), shown
+
+
+@pytest.mark.parametrize("part, whole, text", [
+    (3_845, 109_486_085, "0.0035 %"),               # last layer: "%.2f" would print 0.00 %
+    (109_486_085 - 3_845, 109_486_085, "99.9965 %"),  # its frozen rest: not 100 %
+    (593_669, 110_075_909, "0.54 %"), (9_441_029, 118_923_269, "7.9 %"),
+    (109_486_085, 109_486_085, "100 %"), (0, 7, "0 %"), (1, 2, "50 %")])
+def test_percent_text_keeps_two_significant_digits_away_from_0_and_100(part, whole, text):
+    from solution.finetune.plots import percent_text
+
+    assert percent_text(part, whole) == text
+
+
+def test_percent_text_rejects_impossible_shares():
+    from solution.finetune.plots import percent_text
+
+    for part, whole in [(5, 4), (-1, 4), (0, 0)]:
+        with pytest.raises(ValueError):
+            percent_text(part, whole)
+
+
+def test_pies_show_counts_and_shares_at_bert_scale():
+    import matplotlib.pyplot as plt
+
+    from solution.finetune.plots import parameters_figure
+
+    fig = parameters_figure(bert_results(), ["full", "last_layer", "lora_r16"])
+    texts = "\n".join(figure_texts(fig))
+    plt.close(fig)
+    for count in ("3,845", "109,482,240", "593,669", "109,486,085"):
+        assert count in texts
+    assert "0.0035 %" in texts and "99.9965 %" in texts and "0.54 %" in texts
+    assert "0.00 %" not in texts and "0.00%" not in texts
+
+
+def test_epoch_curves_have_integer_ticks_and_every_chart_is_labelled():
+    import matplotlib.pyplot as plt
+
+    from solution.finetune.plots import curves_figure, scores_figure, timing_figure
+
+    results = bert_results(epochs=20)
+    curves = curves_figure(results, ["full", "last_layer", "lora_r16"], "train_loss", "training loss (nats)", "(b)")
+    assert_integer_epoch_ticks(curves.axes[0], 20)
+    short = curves_figure(bert_results(epochs=3), ["lora_r1", "lora_r256"], "val_accuracy", "accuracy", "(f)")
+    assert_integer_epoch_ticks(short.axes[0], 3)
+    figures = {"curves": curves, "short": short, "scores": scores_figure(results, ["full", "last_layer"]),
+               "timing": timing_figure(bert_timing())}
+    assert len(figures["timing"].axes) == 2  # training and inference side by side
+    for name, fig in figures.items():
+        assert_axes_labelled(fig, name)
+        plt.close(fig)
+
+
+def test_timing_figure_marks_times_and_ratios():
+    import matplotlib.pyplot as plt
+
+    from solution.finetune.plots import timing_figure
+
+    fig = timing_figure(bert_timing())
+    texts = "\n".join(figure_texts(fig))
+    plt.close(fig)
+    # Times with their trailing zero, and ratios to full fine-tuning / the base model (27.4 / 25.1, 18.0 / 17.9).
+    assert "18.0 ms" in texts and "25.1 ms" in texts and "1.09×" in texts and "1.01×" in texts
+
+
+def test_plot_all_and_report_put_the_h_figure_beside_its_table(tmp_path):
+    from solution.finetune.plots import plot_all
+    from solution.finetune.report import write_report
+
+    for method, result in bert_results().items():
+        (tmp_path / method).mkdir()
+        (tmp_path / method / "metrics.json").write_text(json.dumps(result))
+    (tmp_path / "timing.json").write_text(json.dumps(bert_timing()))
+    cfg = dataclasses.replace(FinetuneConfig(), out=str(tmp_path))
+    written = {p.name for p in plot_all(tmp_path, cfg)}
+    assert written == {"fig_a_parameters.png", "fig_b_train_loss.png", "fig_c_val_accuracy.png",
+                       "fig_d_val_accuracy_f1.png", "fig_f_rank_sweep.png", "fig_h_forward_time.png"}
+    assert (tmp_path / "fig_h_forward_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = write_report(tmp_path, cfg).read_text()
+    section = report[report.index("## (h) Forward time"):]
+    assert "| inference, LoRA merged into W0 | 18.00 |" in section and "](fig_h_forward_time.png)" in section
+    assert "| 3,845 | 109,486,085 | 0.0035 % |" in report  # the methods table's share, not 0.004
+
+
+TEMPLATE_PART2 = REPO / "student_template" / "hw4_part2.ipynb"
+
+
+def template_cells() -> dict[str, str]:
+    import nbformat
+
+    notebook = nbformat.read(TEMPLATE_PART2, as_version=4)
+    return {cell.id: cell.source for cell in notebook.cells if cell.cell_type == "code"}
+
+
+def test_template_plot_cells_read_at_bert_scale():
+    """The template's plot cells, run on bert-base counts and 20 epochs of histories, as the notebook would."""
+    import math
+    import re
+
+    import matplotlib.pyplot as plt
+
+    cells = template_cells()
+    # The timing cell's own names for its settings, so that the (h) plot is fed what the notebook produces.
+    timing_names = re.findall(r'"((?:training forward|inference), [^"]+)"', cells["timing"])
+    assert len(timing_names) == 5, timing_names
+    names = {"full": "Full fine-tuning", "last_layer": "Last layer only", "lora_r16": "LoRA r=16"}
+    results = bert_results()
+    params_info = {names[m]: (results[m]["params"]["total"], results[m]["params"]["trainable"],
+                              results[m]["params"]["trainable_percent"]) for m in names}
+    histories = {names[m]: {key: [e[key] for e in results[m]["epochs"]]
+                            for key in ("train_loss", "val_loss", "val_accuracy", "val_f1")} for m in names}
+    namespace = {"plt": plt, "math": math, "params_info": params_info, "histories": histories,
+                 "timings": {name: 20.0 + i for i, name in enumerate(timing_names)},
+                 "batch": {"input_ids": torch.zeros(64, 128, dtype=torch.long)}}
+    plt.close("all")
+    try:
+        figures = {}
+        for cell_id in ("plot-a", "plot-bc", "plot-d", "plot-h"):
+            exec(compile(cells[cell_id], f"hw4_part2.ipynb:{cell_id}", "exec"), namespace)
+            figures[cell_id] = [plt.figure(n) for n in plt.get_fignums()]
+            for fig in figures[cell_id]:
+                assert_axes_labelled(fig, cell_id)
+            plt.close("all")  # plt.show() under Agg leaves the figures open
+        pies = "\n".join(figure_texts(figures["plot-a"][0]))
+        assert "0.0035 %" in pies and "3,845" in pies and "0.00 %" not in pies
+        assert len(figures["plot-bc"]) == 2
+        for fig in figures["plot-bc"]:
+            assert_integer_epoch_ticks(fig.axes[0], 20)
+        assert len(figures["plot-h"][0].axes) == 2  # training forward | inference
+    finally:
+        plt.close("all")
+
+
 # --- the smoke run, end to end --------------------------------------------------------------------------------------
 
 def test_smoke_run_writes_every_answer(tmp_path, capsys):
@@ -253,7 +446,8 @@ def test_smoke_run_writes_every_answer(tmp_path, capsys):
             assert res["params"]["total"] - full_total == 4 * 64 * r
     assert results["full"]["params"]["trainable"] == full_total
     assert results["last_layer"]["params"]["trainable"] == 32 * 5 + 5
-    for name in ("fig_a_parameters", "fig_b_train_loss", "fig_c_val_accuracy", "fig_d_val_accuracy_f1"):
+    for name in ("fig_a_parameters", "fig_b_train_loss", "fig_c_val_accuracy", "fig_d_val_accuracy_f1",
+                 "fig_h_forward_time"):
         data = (out / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     timing = json.loads((out / "timing.json").read_text())
@@ -264,7 +458,7 @@ def test_smoke_run_writes_every_answer(tmp_path, capsys):
     ranks = [line.split("|")[1].strip() for line in (out / "rank_table.md").read_text().splitlines()[2:]]
     assert ranks == ["1", "16", "256"]
     report = (out / "report.md").read_text()
-    assert "(h) Forward time" in report and "fig_a_parameters.png" in report
+    assert "(h) Forward time" in report and "fig_a_parameters.png" in report and "fig_h_forward_time.png" in report
     assert config_from_json((out / "config.json").read_text()).out == str(out)
 
     # Finished methods are skipped on a rerun; --force reruns them.

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from solution.finetune.config import FinetuneConfig, parse_method
-from solution.finetune.plots import compared_methods, label, load_results
+from solution.finetune.plots import compared_methods, label, load_results, percent_text
 
 __all__ = ["rank_rows", "write_rank_table", "write_report"]
 
@@ -48,13 +48,13 @@ def _methods_table(results: dict[str, dict]) -> str:
         speed = sum(e["train_samples_per_s"] for e in res["epochs"]) / len(res["epochs"])
         status = "" if res.get("complete") else " (unfinished)"
         lines.append(f"| {label(method)}{status} | {p['trainable']:,} | {p['total']:,} | "
-                     f"{p['trainable_percent']:.3f} | {best['val_accuracy']:.4f} ({best['epoch']}) | "
+                     f"{percent_text(p['trainable'], p['total'])} | {best['val_accuracy']:.4f} ({best['epoch']}) | "
                      f"{last['val_accuracy']:.4f} | {last['val_f1']:.4f} | "
                      f"{'-' if test is None else f'{test:.4f}'} | {speed:.1f} |")
     return "\n".join(lines) + "\n"
 
 
-def _timing_section(timing: dict) -> str:
+def _timing_section(timing: dict, figure: str | None) -> str:
     ms = timing["median_ms"]
     rows = [("training forward, full fine-tuning", "train_forward_full"),
             ("training forward, LoRA (cannot be merged)", "train_forward_lora"),
@@ -66,8 +66,11 @@ def _timing_section(timing: dict) -> str:
     lines = ["| setting | median ms per batch |", "|---|---:|"]
     lines += [f"| {name} | {ms[key]:.2f} |" for name, key in rows]
     shape = "x".join(str(s) for s in timing["batch_shape"])
-    return (f"Batch {shape} tokens on {timing['device']} ({timing['precision']}), LoRA r={timing['rank']}, "
-            f"median of {timing['rounds']} interleaved rounds.\n\n" + "\n".join(lines) + "\n\n"
+    head = (f"Batch {shape} tokens on {timing['device']} ({timing['precision']}), LoRA r={timing['rank']}, "
+            f"median of {timing['rounds']} interleaved rounds.\n\n" + "\n".join(lines) + "\n\n")
+    if figure:
+        head += f"![(h) forward time]({figure})\n\n"
+    return (head +
             f"- Training: LoRA's forward takes {ms['train_forward_lora'] / ms['train_forward_full']:.2f}x the "
             "full model's. W0 is frozen while A and B change every step, so B·A cannot be folded into W0: "
             "each adapted layer runs its extra low-rank path x -> A -> B on top of W0 x. (LoRA's whole step "
@@ -105,7 +108,9 @@ def write_report(out: Path, cfg: FinetuneConfig) -> Path:
         parts.append(f"## Figures ({compared})\n\n" + "\n".join(shown))
     parts.append("## (f) Best validation accuracy per LoRA rank\n\n" + write_rank_table(out, results))
     if (out / "timing.json").is_file():
-        parts.append("## (h) Forward time\n\n" + _timing_section(json.loads((out / "timing.json").read_text())))
+        figure = "fig_h_forward_time.png"
+        parts.append("## (h) Forward time\n\n" + _timing_section(json.loads((out / "timing.json").read_text()),
+                                                                   figure if (out / figure).is_file() else None))
     path = out / "report.md"
     path.write_text("\n".join(parts))
     return path

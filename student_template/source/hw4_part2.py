@@ -291,25 +291,45 @@ del model
 # One pie chart per method: trainable vs frozen parameters.
 
 # %% id=plot-a
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
-for ax, (name, (total, trainable, percent)) in zip(axes, params_info.items()):
-    ax.pie([trainable, total - trainable], labels=["trainable", "frozen"], colors=["tab:orange", "tab:gray"],
-           autopct=lambda pct: f"{pct:.2f}%" if pct > 0 else "", startangle=90, counterclock=False)
-    ax.set_title(f"{name}\n{trainable:,} of {total:,} trainable")
+def percent_text(part, whole):
+    """Two significant digits of the distance to 0 % or 100 %: 3,845 of 109,486,085 is 0.0035 %, not 0.00 %."""
+    pct = 100 * part / whole
+    gap = min(pct, 100 - pct)
+    decimals = 0 if gap == 0 else max(0, 1 - math.floor(math.log10(gap)))
+    return f"{pct:.{decimals}f} %"
+
+
+fig, axes = plt.subplots(1, len(params_info), figsize=(5.2 * len(params_info), 4.6))
+for ax, (name, (total, trainable, _)) in zip(axes, params_info.items()):
+    wedges = [(n, kind, color) for n, kind, color in [(trainable, "trainable", "tab:orange"),
+                                                      (total - trainable, "frozen", "tab:gray")] if n]
+    # startangle puts the middle of the trainable wedge at 30 degrees, so its label stays clear of the title.
+    ax.pie([n for n, _, _ in wedges], colors=[color for _, _, color in wedges],
+           labels=[f"{kind}\n{n:,}\n{percent_text(n, total)}" for n, kind, _ in wedges],
+           startangle=30 + 180 * trainable / total, counterclock=False)
+    ax.set_title(f"{name}\n{total:,} parameters")
+fig.suptitle("(a) Trainable vs total parameters")
+plt.tight_layout()
 plt.show()
 
 # %% [markdown] id=q-bc
 # ### (b) Training loss and (c) validation accuracy per epoch
 
 # %% id=plot-bc
-for key, title in [("train_loss", "(b) training loss"), ("val_accuracy", "(c) validation accuracy")]:
+from matplotlib.ticker import MaxNLocator
+
+for key, title, ylabel in [("train_loss", "(b) training loss", "training loss (mean cross-entropy, nats)"),
+                           ("val_accuracy", "(c) validation accuracy", "validation accuracy (fraction correct)")]:
     plt.figure(figsize=(6.5, 4.2))
     for name, history in histories.items():
         plt.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=name)
+    plt.gca().xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # whole epochs only
     plt.xlabel("epoch")
+    plt.ylabel(ylabel)
     plt.title(title)
     plt.grid(alpha=0.3)
     plt.legend()
+    plt.tight_layout()
     plt.show()
 
 # %% [markdown] id=q-d
@@ -317,14 +337,18 @@ for key, title in [("train_loss", "(b) training loss"), ("val_accuracy", "(c) va
 
 # %% id=plot-d
 names = list(histories)
+plt.figure(figsize=(6.5, 4.2))
 for i, (key, label) in enumerate([("val_accuracy", "accuracy"), ("val_f1", "weighted F1")]):
     bars = plt.bar([j + (i - 0.5) * 0.38 for j in range(len(names))], [histories[n][key][-1] for n in names],
                    0.38, label=label)
     plt.bar_label(bars, fmt="%.3f")
 plt.xticks(range(len(names)), names)
+plt.xlabel("method")
+plt.ylabel("validation score after the last epoch (0 to 1)")
 plt.ylim(0, 1)
 plt.legend()
 plt.title("(d) validation scores after the last epoch")
+plt.tight_layout()
 plt.show()
 
 # %% [markdown] id=q-f
@@ -393,6 +417,25 @@ timings["inference, LoRA merged"] = forward_ms(merge_and_unload(lora_model), bat
 for name, ms in timings.items():
     print(f"{name:36s} {ms:8.2f} ms")
 del full_model, lora_model
+
+# %% id=plot-h
+# One panel per setting ("training forward", "inference"): the part of each timing's name before the comma.
+settings = {}
+for name, ms in timings.items():
+    setting, _, model_name = name.partition(", ")
+    settings.setdefault(setting, {})[model_name] = ms
+fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4.4))
+for ax, (setting, times) in zip(axes, settings.items()):
+    bars = ax.bar(range(len(times)), list(times.values()), 0.6,
+                  color=["tab:blue", "tab:green", "tab:olive"][:len(times)])
+    ax.bar_label(bars, [f"{ms:.1f} ms" for ms in times.values()])
+    ax.set_xticks(range(len(times)), list(times))
+    ax.set_ylim(0, 1.15 * max(times.values()))  # room for the labels
+    ax.set_xlabel("model")
+    ax.set_ylabel(f"median ms per forward pass, batch of {len(batch['input_ids'])}")
+    ax.set_title(f"(h) {setting}")
+plt.tight_layout()
+plt.show()
 
 # %% id=answer-h
 # BEGIN SOLUTION
