@@ -47,7 +47,6 @@ EPOCHS = 20
 LORA_R = 16
 LORA_ALPHA = 32
 LORA_DROPOUT = 0.4
-TARGET_MODULES = ["query", "value"]
 
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.manual_seed(SEED)
@@ -270,7 +269,14 @@ def get_lora_model(model, lora_config):
 
 # %% id=lora-r16
 torch.manual_seed(SEED)
-model = get_lora_model(load_model(), MyLoraConfig(LORA_R, TARGET_MODULES, LORA_ALPHA, LORA_DROPOUT))
+model = load_model()
+# BEGIN SOLUTION
+# YOUR CODE HERE: the modules LoRA adapts, BERT's attention query and value projections (by their names)
+lora_config = MyLoraConfig(r=LORA_R, target_modules=[...], lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT)
+# SOLUTION
+lora_config = MyLoraConfig(r=LORA_R, target_modules=["query", "value"], lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT)
+# END SOLUTION
+model = get_lora_model(model, lora_config)
 params_info[f"LoRA r={LORA_R}"] = get_model_params_info(model)
 print("total %d, trainable %d (%.4f%%)" % params_info[f"LoRA r={LORA_R}"])
 
@@ -361,7 +367,7 @@ plt.show()
 rank_histories = {LORA_R: histories[f"LoRA r={LORA_R}"]}
 for r in [1, 256]:
     torch.manual_seed(SEED)
-    model = get_lora_model(load_model(), MyLoraConfig(r, TARGET_MODULES, LORA_ALPHA, LORA_DROPOUT))
+    model = get_lora_model(load_model(), MyLoraConfig(r, lora_config.target_modules, LORA_ALPHA, LORA_DROPOUT))
     print(f"r={r}: total %d, trainable %d (%.4f%%)" % get_model_params_info(model))
     rank_histories[r] = fit(model, train_loader, val_loader)
     del model
@@ -406,7 +412,7 @@ def forward_ms(model, batch, training, repeats=20):
 batch = next(iter(val_loader))
 torch.manual_seed(SEED)
 full_model = load_model()
-lora_model = get_lora_model(load_model(), MyLoraConfig(LORA_R, TARGET_MODULES, LORA_ALPHA, LORA_DROPOUT))
+lora_model = get_lora_model(load_model(), lora_config)
 timings = {
     "training forward, full fine-tuning": forward_ms(full_model, batch, training=True),
     "training forward, LoRA": forward_ms(lora_model, batch, training=True),

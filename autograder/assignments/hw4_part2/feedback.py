@@ -7,12 +7,26 @@ from __future__ import annotations
 
 import math
 
+from autograder.assignments.hw4_part2.config_cell import ConfigReading, grouped, matched_modules
 from autograder.checks import fmt
 
-__all__ = ["listed", "init_problems", "check_scaling_case", "check_dropout", "compare_names", "wrapping_hint",
-           "trainable_hint"]
+__all__ = ["likely_cause", "listed", "init_problems", "check_scaling_case", "check_dropout", "compare_names",
+           "wrapping_hint", "trainable_hint", "last_layer_hint", "check_targets"]
 
 TOLERANCE = 1e-4  # relative, on outputs of order 1-10 in float32
+
+
+def likely_cause(error: str) -> str:
+    """"" or a paragraph naming the cause of an error from the student's code, for placeholders left in place."""
+    if "ellipsis" in error:
+        return ("\n\nLikely cause: a `...` placeholder of the given cell is still in your code; replace each `...` "
+                "(and the `pass` in `forward`) with your implementation.")
+    if "'MyLoraLayer' object has no attribute" in error:
+        return ("\n\nLikely mistake: LoRA added twice. A `MyLoraLayer` was wrapped in another one, as when the "
+                "replacement loop runs again over modules it already replaced; wrap each target module once.")
+    if error.rstrip().endswith(("NotImplementedError:", "NotImplementedError")):
+        return "\n\nLikely cause: a `raise NotImplementedError` placeholder is still in your code."
+    return ""
 
 
 def listed(names: list[str], limit: int = 5) -> str:
@@ -24,15 +38,20 @@ def init_problems(got: dict, want: dict, args: dict) -> list[str]:
     """Everything wrong with a fresh layer's A and B (an empty list when nothing is)."""
     problems = []
     if got["A_shape"] != want["A_shape"] or got["B_shape"] != want["B_shape"]:
+        swapped = (sorted(map(tuple, (got["A_shape"], got["B_shape"])))
+                   == sorted(map(tuple, (want["A_shape"], want["B_shape"]))))
+        likely = ("A and B are swapped: your `lora_A` has B's shape and `lora_B` has A's. " if swapped else "")
         problems.append(f"`lora_A.weight` should have shape `{want['A_shape']}` (r x in_features) and `lora_B.weight` "
                         f"shape `{want['B_shape']}` (out_features x r); yours have `{got['A_shape']}` and "
-                        f"`{got['B_shape']}`. Hint: A maps the input down to r dimensions, B maps them back up.")
+                        f"`{got['B_shape']}`. {likely}Hint: `lora_A = nn.Linear(in_features, r)` maps the input down "
+                        "to r dimensions, `lora_B = nn.Linear(r, out_features)` maps it back up.")
     if got["biases"]:
         problems.append(f"{listed(got['biases'])} should have no bias (`bias=False`): LoRA adds only B A x.")
     if got["B_nonzero"]:
         problems.append(f"B must start at exactly 0, so that a fresh LoRA model computes what the pretrained model "
                         f"computes; {got['B_nonzero']} entries of your `lora_B.weight` are non-zero (largest "
-                        f"|value| {fmt(got['B_max'])}). Hint: `nn.init.zeros_`.")
+                        f"|value| {fmt(got['B_max'])}): B was left at `nn.Linear`'s random initialisation. "
+                        "Hint: `nn.init.zeros_(self.lora_B.weight)`.")
     if not got["A_finite"]:
         problems.append("`lora_A.weight` contains NaN or infinity.")
     elif got["A_nonzero"] < 0.9 * got["A_numel"] or got["A_distinct"] < 2 or not got["A_changes_with_seed"]:
@@ -64,7 +83,8 @@ def check_scaling_case(mine: dict, ref: dict) -> None:
     setting = f"With r = {r}, lora_alpha = {alpha}, and `lora_A.weight` and `lora_B.weight` set to known matrices"
     if "error" in mine:
         raise AssertionError(f"{setting}: we {mine['error']}.\n\nHint: `lora_A` must be `nn.Linear(in_features, r, "
-                             "bias=False)` and `lora_B` `nn.Linear(r, out_features, bias=False)`.")
+                             "bias=False)` and `lora_B` `nn.Linear(r, out_features, bias=False)`."
+                             + likely_cause(mine["error"]))
     if _close(mine["output"], ref["output"]):
         return
     delta = [o - b for o, b in zip(mine["output"], mine["base"])]
@@ -94,7 +114,8 @@ def check_dropout(got: dict, p: float) -> None:
         worst = max(abs(t - b) for t, b in zip(got["train_b0"], base))
         raise AssertionError(f"{setting} and B = 0, in training mode: the output should be exactly `base_layer(x)` "
                              f"(dropout acts only on the input of the LoRA path), but it differs by up to {fmt(worst)}."
-                             "\n\nHint: is dropout applied to `x` before `base_layer`, or to the base output?")
+                             "\n\nLikely mistake: dropout on the base path (applied to `x` before `base_layer`, or to the base "
+                             "output). Hint: `base_layer(x) + scale * lora_B(lora_A(dropout(x)))`.")
     scaled = [e - b for e, b in zip(first, base)]
     ratios = [(t - b) / s for t, b, s in zip(got["train"], base, scaled) if abs(s) > 1e-3]
     if not ratios:
@@ -146,3 +167,34 @@ def trainable_hint(got: list[str], want: list[str]) -> str:
     if any("lora_" in n for n in missing):
         hints.append("leave `lora_A` and `lora_B` trainable")
     return ("Hint: " + "; ".join(hints) + ".") if hints else ""
+
+
+def last_layer_hint(got: list[str], want: list[str]) -> str:
+    extra = [n for n in got if n not in want]
+    if extra and not set(want) - set(got):
+        return ("Hint: only part of the model was frozen; freeze every parameter of `model` (`model.parameters()`), "
+                "then unfreeze those of `model.classifier`.")
+    if not got:
+        return "Hint: the classifier was frozen too; unfreeze the parameters of `model.classifier` after freezing."
+    return "Hint: freeze every parameter of `model`, then unfreeze those of `model.classifier`."
+
+
+def check_targets(reading: ConfigReading) -> None:
+    """The modules the config's targets select in bert-base must be the attention query and value projections."""
+    targets = list(reading.settings.target_modules)
+    want, got = matched_modules(("query", "value")), matched_modules(tuple(targets))
+    if set(got) == set(want):
+        return
+    lines = [f"In your config cell ({reading.cell.label}), `target_modules={targets}` selects "
+             + (", ".join(grouped(got)) if got else "no module at all")
+             + f" in bert-base. Expected the attention `query` and `value` projections: {', '.join(grouped(want))}."]
+    leaves = {t.rsplit(".", 1)[-1] for t in targets}
+    if "key" in leaves:
+        lines.append("Likely mistake: LoRA on `key`. The course (like the LoRA paper) adapts the query and value "
+                     "projections W_q and W_v, not the key projection W_k.")
+    elif not got:
+        lines.append("Each name is matched against the end of a module's name, such as "
+                     "`bert.encoder.layer.0.attention.self.query`.")
+    elif set(got) < set(want):
+        lines.append("Some of the attention projections LoRA should adapt are missing: list both `query` and `value`.")
+    raise AssertionError("\n\n".join(lines))

@@ -1,10 +1,12 @@
 """HW4 Part 2 probes: LoRA spot checks on small random-init BERTs, measured once for both sides.
 
-The grader imports this module and calls `measure_*` with solution.lora; the worker sends this file's text to
-the student's kernel, where the `probe_*` entry points call the same functions with the student's definitions
-(found by `_autograder.load`). Nothing is downloaded or trained: every model is `BertForSequenceClassification`
-built from a small `BertConfig` with a seeded random init. Inputs arrive as JSON; results leave as plain data.
-In the kernel these names share the student's globals, hence the `p2_`, `measure_` and `probe_` prefixes.
+The grader imports this module and calls `measure_*` with solution.lora. In the measurement process each call
+runs in a fresh process holding the notebook's imports and definitions, with this file's text executed in a
+private namespace; its `probe_*` entry points call the same functions with the student's definitions (found by
+`_autograder.load`). Calls share no state, so a probe may change what it is given. torch.optim cannot run
+there: the one training step below is plain SGD written out. Nothing is downloaded or trained: every model is
+`BertForSequenceClassification` built from a small `BertConfig` with a seeded random init. Inputs arrive as JSON;
+results leave as plain data.
 """
 
 import ast
@@ -60,14 +62,13 @@ def p2_counts(model: nn.Module) -> list:
     return [sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)]
 
 
-def p2_make_config(Config, r, lora_alpha, lora_dropout, describe=_p2_describe) -> tuple:
-    """(config, error): the student's MyLoraConfig, or a plain holder when theirs fails (its error reported)."""
+def p2_make_config(Config, r, lora_alpha, lora_dropout, targets=None) -> object:
+    """The notebook's MyLoraConfig (given by the course, not graded), or a plain holder when it fails."""
+    targets = list(targets or _P2_TARGETS)
     try:
-        return Config(r, list(_P2_TARGETS), lora_alpha, lora_dropout), None
-    except Exception as error:  # graded in 2.1; the other checks go on with a plain holder
-        holder = types.SimpleNamespace(r=r, target_modules=list(_P2_TARGETS), lora_alpha=lora_alpha,
-                                       lora_dropout=lora_dropout)
-        return holder, describe(error)
+        return Config(r, targets, lora_alpha, lora_dropout)
+    except Exception:  # the given class was broken: the checks go on with a holder of the same fields
+        return types.SimpleNamespace(r=r, target_modules=targets, lora_alpha=lora_alpha, lora_dropout=lora_dropout)
 
 
 def p2_apply(get_lora_model, model: nn.Module, config) -> tuple:
@@ -83,6 +84,16 @@ def p2_defaults(namespace: dict, constants: dict, device: str) -> list:
                if name not in namespace}
     namespace.update(missing)
     return sorted(missing)
+
+
+def p2_sgd_step(model: nn.Module, batch: dict, lr: float) -> None:
+    """One plain SGD step on the parameters that require grad (what an optimizer over them would touch)."""
+    model.train()
+    model(**batch).loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad and p.grad is not None:
+                p -= lr * p.grad
 
 
 def measure_layer_init(Layer, args: dict) -> dict:
@@ -163,37 +174,43 @@ def measure_dropout(Layer, args: dict) -> dict:
 
 
 def measure_model(Config, get_lora_model, args: dict, describe=_p2_describe) -> dict:
-    """For each rank: which modules became LoRA layers, which parameters train, the counts; at one rank also
-    the largest |logits with LoRA - logits of the base| of a fresh model (eval mode)."""
-    ranks, result = {}, {"config_error": None}
+    """With the course's targets, for each rank: which modules became LoRA layers, which parameters train, the
+    counts. With the student's own configuration: the largest |logits with LoRA - logits of the base| of a fresh
+    model (eval mode)."""
+    ranks = {}
     for r in args["ranks"]:
-        entry = {}
-        ranks[str(r)] = entry
-        model = p2_bert(args["config"], args["seed"])
-        base = copy.deepcopy(model).eval() if r == args["init_rank"] else None
-        config, result["config_error"] = p2_make_config(Config, r, args["lora_alpha"], args["lora_dropout"], describe)
+        entry = ranks[str(r)] = {}
         try:
-            lora, entry["returned_none"] = p2_apply(get_lora_model, model, config)
+            config = p2_make_config(Config, r, args["lora_alpha"], args["lora_dropout"], args["targets"])
+            lora, entry["returned_none"] = p2_apply(get_lora_model, p2_bert(args["config"], args["seed"]), config)
             entry["wrapped"] = [name for name, _ in p2_lora_modules(lora)]
             entry["trainable"] = sorted(n for n, p in lora.named_parameters() if p.requires_grad)
             entry["counts"] = p2_counts(lora)
-            if base is not None:
-                batch = p2_batch(args["config"], args["seed"], args["rows"], args["length"])
-                with torch.no_grad():
-                    got = lora.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                    want = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                result["init_max_diff"] = float((got.float() - want.float()).abs().max())
-                result["init_exact"] = bool(torch.equal(got, want))
         except Exception as error:
             entry["error"] = describe(error)
-    result["ranks"] = ranks
+    result = {"ranks": ranks}
+    own = args["student"]
+    try:
+        model = p2_bert(args["config"], args["seed"])
+        base = copy.deepcopy(model).eval()
+        config = p2_make_config(Config, own["r"], own["lora_alpha"], own["lora_dropout"], own["target_modules"])
+        lora, _ = p2_apply(get_lora_model, model, config)
+        batch = p2_batch(args["config"], args["seed"], args["rows"], args["length"])
+        with torch.no_grad():
+            got = lora.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            want = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        result["init_max_diff"] = float((got.float() - want.float()).abs().max())
+        result["init_exact"] = bool(torch.equal(got, want))
+    except Exception as error:
+        result["init_error"] = describe(error)
     return result
 
 
 def measure_step(Config, get_lora_model, args: dict) -> dict:
-    """One Adam step on the trainable parameters (as the notebook's `fit` builds it), B made non-zero first."""
+    """One SGD step on the trainable parameters (as the notebook's training loop would take), B made non-zero
+    first so that every LoRA matrix receives a gradient."""
     model = p2_bert(args["config"], args["seed"])
-    config, _ = p2_make_config(Config, args["r"], args["lora_alpha"], args["lora_dropout"])
+    config = p2_make_config(Config, args["r"], args["lora_alpha"], args["lora_dropout"], args["targets"])
     lora, _ = p2_apply(get_lora_model, model, config)
     g = torch.Generator().manual_seed(args["seed"])
     with torch.no_grad():
@@ -202,11 +219,7 @@ def measure_step(Config, get_lora_model, args: dict) -> dict:
             weight.copy_(0.02 * torch.randn(weight.shape, generator=g))
     groups = p2_param_groups(lora)
     before = {n: p.detach().clone() for n, p in lora.named_parameters()}
-    batch = p2_batch(args["config"], args["seed"], args["rows"], args["length"])
-    lora.train()
-    optimizer = torch.optim.Adam([p for p in lora.parameters() if p.requires_grad], lr=args["lr"])
-    lora(**batch).loss.backward()
-    optimizer.step()
+    p2_sgd_step(lora, p2_batch(args["config"], args["seed"], args["rows"], args["length"]), args["lr"])
     after = dict(lora.named_parameters())
     changed = [n for n in groups if not torch.equal(before[n], after[n].detach())]
     return {"base_changed": [n for n in changed if groups[n] == "base"],
@@ -221,8 +234,9 @@ def measure_last_layer(apply, args: dict) -> dict:
             "counts": p2_counts(model), "errors": errors}
 
 
-def p2_run_cell(source: str, model: nn.Module, describe=_p2_describe) -> tuple:
-    """Run a top-level cell statement by statement on `model`, with downloads and training replaced by stubs.
+def p2_run_cell(source: str, model: nn.Module, student: dict, describe=_p2_describe) -> tuple:
+    """Run a top-level cell statement by statement on `model`, in a copy of the student's globals, with
+    downloads and training replaced by stubs.
 
     A failing statement is recorded and the next one runs, so a template's `raise NotImplementedError` is
     reported while the cell is still judged by what it did to `model`.
@@ -236,7 +250,7 @@ def p2_run_cell(source: str, model: nn.Module, describe=_p2_describe) -> tuple:
     stubs = {name: types.SimpleNamespace(from_pretrained=fresh) for name in _P2_STUB_NAMES}  # no download
     stubs.update(model=model, load_model=fresh, fit=skipped, train_epoch=skipped, evaluate=skipped,
                  device=torch.device("cpu"))
-    namespace = {**globals(), "params_info": {}, "histories": {}, **stubs}
+    namespace = {**student, "params_info": {}, "histories": {}, **stubs}
     errors = []
     for node in ast.parse(source).body:
         try:
@@ -249,9 +263,14 @@ def p2_run_cell(source: str, model: nn.Module, describe=_p2_describe) -> tuple:
     return (result if isinstance(result, nn.Module) else model), errors
 
 
-# Kernel entry points: only called inside the student's kernel, where `_autograder` exists.
+# Entry points: called only in the measurement process, where `_autograder` exists.
 
-def _p2_lora_functions() -> tuple:
+def _p2_prepare(args) -> None:
+    p2_defaults(_autograder.namespace, args.get("constants", {}), "cpu")
+
+
+def _p2_lora_functions(args) -> tuple:
+    _p2_prepare(args)
     Config, get_lora_model = _autograder.load("MyLoraConfig"), _autograder.load("get_lora_model")
     # get_lora_model finds MyLoraLayer among its globals; a definition cell that failed must not hide it.
     if "MyLoraLayer" not in get_lora_model.__globals__:
@@ -259,32 +278,35 @@ def _p2_lora_functions() -> tuple:
     return Config, get_lora_model
 
 
-def probe_setup(args):
-    return p2_defaults(globals(), args["constants"], args["device"])
+def _p2_layer(args):
+    _p2_prepare(args)
+    return _autograder.load("MyLoraLayer")
 
 
 def probe_layer_init(args):
-    return measure_layer_init(_autograder.load("MyLoraLayer"), args)
+    return measure_layer_init(_p2_layer(args), args)
 
 
 def probe_scaling(args):
-    return measure_scaling(_autograder.load("MyLoraLayer"), args, describe=_autograder.describe)
+    return measure_scaling(_p2_layer(args), args, describe=_autograder.describe)
 
 
 def probe_dropout(args):
-    return measure_dropout(_autograder.load("MyLoraLayer"), args)
+    return measure_dropout(_p2_layer(args), args)
 
 
 def probe_model(args):
-    return measure_model(*_p2_lora_functions(), args, describe=_autograder.describe)
+    return measure_model(*_p2_lora_functions(args), args, describe=_autograder.describe)
 
 
 def probe_step(args):
-    return measure_step(*_p2_lora_functions(), args)
+    return measure_step(*_p2_lora_functions(args), args)
 
 
 def probe_last_layer(args):
     if args["source"] is None:
         raise _autograder.Missing("no last-layer cell was found: the top-level cell that sets `requires_grad` "
                                   "so that only `model.classifier` trains")
-    return measure_last_layer(lambda model: p2_run_cell(args["source"], model, _autograder.describe), args)
+    _p2_prepare(args)
+    student = _autograder.namespace
+    return measure_last_layer(lambda model: p2_run_cell(args["source"], model, student, _autograder.describe), args)

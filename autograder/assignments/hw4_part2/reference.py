@@ -16,7 +16,7 @@ def expected(call: Call) -> dict:
     if call.entry == "probe_dropout":
         return probes.measure_dropout(MyLoraLayer, args)
     if call.entry == "probe_model":
-        return probes.measure_model(MyLoraConfig, get_lora_model, args)
+        return probes.measure_model(MyLoraConfig, get_lora_model, args)  # the course's targets throughout
     if call.entry == "probe_step":
         return probes.measure_step(MyLoraConfig, get_lora_model, args)
     if call.entry == "probe_last_layer":
