@@ -1,108 +1,162 @@
+# %% notebook shape=course
 # %% [markdown] id=title
-# # Homework 4, Part 1: building your own optimizers
+# # Homework 4, Part 1: Building your own optimizers
 #
-# In this part you fit a two-feature linear regression, first with PyTorch's built-in Adam and then with four
-# optimizers that you write by hand: gradient descent, stochastic gradient descent, AdaGrad and Adam.
+# You fit a linear regression with two features twice: first with PyTorch's built-in Adam, then with four
+# optimizers you write yourself — gradient descent (GD), stochastic gradient descent (SGD), AdaGrad and Adam.
 #
-# **How this notebook is graded.** The autograder runs your notebook from top to bottom, then calls your
-# `LinearModel`, `loss`, `GD`, `SGD`, `AdaGrad` and `Adam` on fresh data with its own random seeds and compares
-# every step with a reference implementation. So:
+# **What to do.** Fill in the five cells marked `# YOUR CODE HERE`: delete the `raise NotImplementedError()`
+# line and write your code. The commented `<FILL IN>` lines show what each method is expected to compute. Every
+# other cell is given: run it, but do not change it. The cells with `assert` statements are the public checks;
+# if they pass, you are on the right track.
 #
-# * keep the names, constructor arguments and method signatures exactly as given;
-# * write your code where it says `YOUR CODE HERE` and delete the `raise NotImplementedError` lines;
-# * your optimizers must not use `torch.optim` (or anything built on it) — only tensor arithmetic;
-# * the `assert` cells are the public checks: if they pass here, you are on the right track.
+# **How it is graded.** The autograder calls your `LinearModel`, `loss`, `GD`, `SGD`, `AdaGrad` and `Adam`
+# directly, one optimizer at a time, on data of its own, and compares every step with a reference
+# implementation. So keep the names, constructor arguments and method signatures as given, and do not use
+# `torch.optim` (or any other library optimizer) in (2a)–(2d): only tensor arithmetic. It is allowed in (1c).
+
+# %% [markdown] id=q1
+# ## 1. Linear regression with PyTorch
+
+# %% [markdown] id=q1a
+# ### (1a) Setup
+#
+# The libraries this notebook uses. Everything runs on the CPU in a few seconds.
 
 # %% id=imports
 import torch
-from torch import nn
+import torch.nn as nn
+import torch.optim as optim
+import numpy as np
 
-# %% [markdown] id=q1a
-# ## 1a. The data
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+print("torch", torch.__version__, "| device:", device)
+
+# %% [markdown] id=q1b
+# ### (1b) The data, a baseline model and its loss
 #
-# The training set has 2,000 points with two features. The targets follow
-# $y = 4x_1 + 3x_2 + 2 + \varepsilon$ with standard normal noise $\varepsilon$. Do not change this cell: the
-# random seed fixes every random number drawn in the rest of the notebook, in order.
+# The training set has 2,000 points with two features. The targets follow $y = 4x_1 + 3x_2 + 2 + \varepsilon$
+# with standard normal noise $\varepsilon$. The first lines of the cell below draw it; leave them as they are,
+# because the random seed fixes every random number the rest of the notebook draws, in order.
+#
+# `LinearModel` predicts $h(x) = x\,w^\top + b$ from a weight row $w$ of shape (1, 2) and a scalar bias $b$.
+# Complete
+#
+# * `forward(self, inputs)`: for inputs of shape (n, 2), the predictions, of shape (n, 1);
+# * `loss(y_true, y_pred)`: the **mean** squared error $\frac{1}{n}\sum_i (y_i - \hat y_i)^2$, a scalar tensor.
 
-# %% id=data
+# %% id=LR_MSE grade_id=LR_MSE solution
 torch.manual_seed(10605)
 X_train = torch.randn(2000, 2)
 noise = torch.randn(2000, 1)
 y_train = X_train @ torch.tensor([[4.0], [3.0]]) + 2 + noise
-print(X_train.shape, y_train.shape)
 
-# %% [markdown] id=q1b
-# ## 1b. A baseline model and its loss
-#
-# `LinearModel` predicts $h(x) = x\,w^\top + b$ with a weight row $w$ of shape (1, 2) and a scalar bias $b$.
-# Complete `forward`, which receives a batch of inputs of shape (n, 2) and returns predictions of shape (n, 1),
-# and `loss`, the **mean** squared error between targets and predictions.
 
-# %% id=model-torch
 # BEGIN SOLUTION solution.part1:TorchLinearModel as LinearModel
 class LinearModel(nn.Module):
     def __init__(self):
         super().__init__()
-        self.w = nn.Parameter(torch.tensor([[5.0, 5.0]]))  # (1, 2)
-        self.b = nn.Parameter(torch.tensor(10.0))  # scalar
+        self.w = nn.Parameter(torch.tensor([[5.0, 5.0]]))  # weight row, shape (1, 2)
+        self.b = nn.Parameter(torch.tensor(10.0))  # bias, a scalar
 
     def forward(self, inputs):
-        # YOUR CODE HERE: predictions of shape (n, 1)
-        raise NotImplementedError
+        # predictions = <FILL IN>   (inputs: shape (n, 2); predictions: shape (n, 1))
+        # return predictions
+        # YOUR CODE HERE
+        raise NotImplementedError()
 # END SOLUTION
 
 
 # BEGIN SOLUTION solution.part1:loss
 def loss(y_true, y_pred):
-    # YOUR CODE HERE: the mean squared error, a scalar tensor
-    raise NotImplementedError
+    # mse = <FILL IN>   (the mean of the squared differences, a scalar tensor)
+    # return mse
+    # YOUR CODE HERE
+    raise NotImplementedError()
 # END SOLUTION
 
-# %% id=check-1b
+# %% id=test_LR_MSE grade_id=test_LR_MSE points=5
 model = LinearModel()
 x = torch.tensor([[1.0, 2.0]])
-assert model(x).item() == 25.0
-assert loss(model(x), torch.tensor([3.0])).item() == 484.0
-print("1b checks passed")
+assert model(x).item() == 25.0, "Wrong implementation of LinearModel.forward"
+assert loss(model(x), torch.tensor([3.0])).item() == 484.0, "Wrong implementation of loss"
+print("(1b) checks passed")
 
 # %% [markdown] id=q1c
-# ## 1c. Training with a built-in optimizer
+# ### (1c) Training with a built-in optimizer
 #
-# Train a fresh `LinearModel` with `torch.optim.Adam(model.parameters(), lr=0.1)` for 10 epochs over
-# mini-batches of 32 consecutive rows of the training set (no shuffling). Return the loss of the **last**
-# mini-batch of every epoch. This is the only place where `torch.optim` is allowed.
+# Nothing to write here: run the cell. It trains a fresh `LinearModel` with PyTorch's own Adam
+# (`lr=0.1`) for 10 epochs over mini-batches of 32 consecutive rows (no shuffling) and prints the loss of each
+# epoch's last mini-batch. With a correct (1b) the first epoch ends near 8.9128 and the tenth near 0.9634, with
+# $w \approx [4.16, 3.01]$ and $b \approx 2.00$ (the least-squares fit of this data is $w = [4.058, 2.980]$,
+# $b = 2.002$). This is the only place where `torch.optim` belongs.
 
-# %% id=train-torch-adam
-# BEGIN SOLUTION solution.part1:train_with_torch_adam
-def train_with_torch_adam(model, X, y, epochs=10, batch_size=32, lr=0.1):
-    # YOUR CODE HERE: return a list with the last mini-batch loss of each epoch
-    raise NotImplementedError
-# END SOLUTION
-
-# %% id=check-1c
-adam_model = LinearModel()
-epoch_losses = train_with_torch_adam(adam_model, X_train, y_train)
-for epoch, value in enumerate(epoch_losses, 1):
-    print(f"epoch {epoch:2d}: last mini-batch loss {value:.4f}")
-assert abs(epoch_losses[0] - 8.9128) < 1e-3
-assert abs(epoch_losses[1] - 1.2505) < 1e-3
-assert abs(epoch_losses[-1] - 0.9634) < 1e-3
-print("1c checks passed")
+# %% id=torch_adam
+model = LinearModel()
+optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+batch_size = 32
+for epoch in range(10):
+    for start in range(0, len(X_train), batch_size):
+        X_batch = X_train[start:start + batch_size]
+        y_batch = y_train[start:start + batch_size]
+        batch_loss = loss(y_batch, model(X_batch))
+        optimizer.zero_grad()
+        batch_loss.backward()
+        optimizer.step()
+    print(f"epoch {epoch + 1:2d}: loss {batch_loss.item():.4f}")
+print("w:", model.w.data, "b:", model.b.data)
 
 # %% [markdown] id=q2
 # ## 2. Your own optimizers
 #
-# From here on the model is a plain Python object holding two tensors; the optimizers update them directly.
-# Each optimizer has two methods:
+# From here on the model is a plain Python object holding two tensors, `model.w` (shape (1, 2)) and `model.b`
+# (a scalar); the evaluation cell after (2a) redefines `LinearModel` that way. Each optimizer is a class with
 #
-# * `calculate_gradient(X, y, model)` returns `(grad_w, grad_b)`, the gradient of the mean squared error with
-#   respect to `w` (shape (1, 2)) and `b` (a scalar), computed **by hand** from the formulas;
-# * `apply_gradient(grads, model)` updates `model.w` and `model.b`.
+# * `__init__` with the hyper-parameters given (keep their names and defaults) and any state the method needs;
+# * `calculate_gradient(self, X, y, model)`, which returns the tuple `(grad_w, grad_b)`: the gradient of the
+#   mean squared error with respect to `w` (shape (1, 2)) and `b` (a scalar), **written out by hand** from the
+#   formula, over the rows the method uses;
+# * `apply_gradient(self, grads, model)`, which takes that tuple and updates `model.w` and `model.b`.
 #
-# Every optimizer is evaluated the same way: 300 steps from a fresh `LinearModel()`.
+# For the squared error over rows $i = 1..n$ of `X`:
+# $\nabla_w = \frac{2}{n}\sum_i (h(x_i) - y_i)\,x_i$ and $\nabla_b = \frac{2}{n}\sum_i (h(x_i) - y_i)$.
+# Each optimizer is then run for 300 steps from a fresh `LinearModel()`; the cell after it prints the training
+# loss every 20 steps, and the check after that compares the final training MSE with the expected value.
 
-# %% id=model-plain
+# %% [markdown] id=q2a
+# ### (2a) Gradient descent (GD)
+#
+# Every step uses the whole training set: $\theta \leftarrow \theta - \eta\,\nabla_\theta$ for $\theta = w, b$,
+# with learning rate $\eta$ = `lr`.
+
+# %% id=GD grade_id=GD solution
+# BEGIN SOLUTION solution.part1:_squared_error_gradient, GD
+class GD:
+    def __init__(self, lr=0.01):
+        # self.lr = <FILL IN>
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def calculate_gradient(self, X, y, model):
+        # residual = <FILL IN>   (h(x_i) - y_i for every row of X, shape (n, 1))
+        # grad_w = <FILL IN>     (shape (1, 2))
+        # grad_b = <FILL IN>     (a scalar)
+        # return grad_w, grad_b
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def apply_gradient(self, grads, model):
+        # grad_w, grad_b = grads
+        # model.w = <FILL IN>
+        # model.b = <FILL IN>
+        # YOUR CODE HERE
+        raise NotImplementedError()
+# END SOLUTION
+
+# %% id=GD_eval
 class LinearModel:
+    """The model the optimizers update: two plain tensors, no nn.Module."""
+
     def __init__(self):
         self.w = torch.tensor([[5.0, 5.0]])  # (1, 2)
         self.b = torch.tensor(10.0)  # scalar
@@ -111,133 +165,173 @@ class LinearModel:
         return X @ self.w.T + self.b  # (n, 1)
 
 
-def run_optimizer(optimizer, steps=300):
-    model = LinearModel()
-    for _ in range(steps):
-        grads = optimizer.calculate_gradient(X_train, y_train, model)
-        optimizer.apply_gradient(grads, model)
-    return model
+model = LinearModel()
+optimizer = GD()
+for step in range(300):
+    grads = optimizer.calculate_gradient(X_train, y_train, model)
+    optimizer.apply_gradient(grads, model)
+    if step % 20 == 0:
+        print(f"step {step:3d}: training loss {loss(y_train, model.forward(X_train)).item():.4f}")
 
-
-def training_mse(model):
-    return loss(y_train, model.forward(X_train)).item()
-
-# %% [markdown] id=q2a
-# ### 2a. Gradient descent
-#
-# Use the whole training set for every step:
-# $\nabla_w = \frac{2}{n}\sum_i (h(x_i) - y_i)\,x_i$, $\nabla_b = \frac{2}{n}\sum_i (h(x_i) - y_i)$, and
-# $\theta \leftarrow \theta - \eta\,\nabla_\theta$.
-
-# %% id=gd
-# BEGIN SOLUTION solution.part1:_squared_error_gradient, GD
-class GD:
-    def __init__(self, lr=0.01):
-        self.lr = lr
-
-    def calculate_gradient(self, X, y, model):
-        # YOUR CODE HERE: return (grad_w, grad_b) over all rows of X
-        raise NotImplementedError
-
-    def apply_gradient(self, grads, model):
-        # YOUR CODE HERE: update model.w and model.b
-        raise NotImplementedError
-# END SOLUTION
-
-# %% id=check-2a
-gd_model = run_optimizer(GD())
-print("GD training MSE:", training_mse(gd_model))
-assert abs(training_mse(gd_model) - 0.9611) < 1e-3
+# %% id=test_GD grade_id=test_GD points=5
+gd_mse = loss(y_train, model.forward(X_train)).item()
+print("GD: final training MSE", gd_mse)
+assert abs(gd_mse - 0.9611) < 1e-3, "Wrong implementation of GD"
 
 # %% [markdown] id=q2b
-# ### 2b. Stochastic gradient descent
+# ### (2b) Stochastic gradient descent (SGD)
 #
-# Each step uses **one** training point, chosen with `i = torch.randint(0, N, (1,))` where `N` is the number of
-# rows of `X`. Draw exactly once per call of `calculate_gradient`, with exactly this call: the checks below and
-# the autograder depend on the random stream.
+# The same update, but each step uses **one** training point chosen uniformly at random: draw one index per call
+# of `calculate_gradient` and return the gradient at that point alone. The expected value in the check assumes
+# the index `i = torch.randint(0, len(X), (1,))`, drawn once per call from PyTorch's global generator; any other
+# uniform draw is a correct SGD too, but will land elsewhere in that check's tolerance.
 
-# %% id=sgd
+# %% id=SGD grade_id=SGD solution
 # BEGIN SOLUTION solution.part1:_one_sample, SGD
 class SGD:
     def __init__(self, lr=0.01):
-        self.lr = lr
+        # self.lr = <FILL IN>
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def calculate_gradient(self, X, y, model):
-        # YOUR CODE HERE: draw one index with torch.randint(0, N, (1,)); return (grad_w, grad_b) at that point
-        raise NotImplementedError
+        # i = <FILL IN>          (one random row index)
+        # x_i, y_i = <FILL IN>   (that row of X and of y)
+        # grad_w = <FILL IN>
+        # grad_b = <FILL IN>
+        # return grad_w, grad_b
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def apply_gradient(self, grads, model):
+        # model.w = <FILL IN>
+        # model.b = <FILL IN>
         # YOUR CODE HERE
-        raise NotImplementedError
+        raise NotImplementedError()
 # END SOLUTION
 
-# %% id=check-2b
-sgd_model = run_optimizer(SGD())
-print("SGD training MSE:", training_mse(sgd_model))
-assert abs(training_mse(sgd_model) - 0.9707) < 0.05
+# %% id=SGD_eval
+model = LinearModel()
+optimizer = SGD()
+for step in range(300):
+    grads = optimizer.calculate_gradient(X_train, y_train, model)
+    optimizer.apply_gradient(grads, model)
+    if step % 20 == 0:
+        print(f"step {step:3d}: training loss {loss(y_train, model.forward(X_train)).item():.4f}")
+
+# %% id=test_SGD grade_id=test_SGD points=5
+sgd_mse = loss(y_train, model.forward(X_train)).item()
+print("SGD: final training MSE", sgd_mse)
+assert abs(sgd_mse - 0.9707) < 0.05, "Wrong implementation of SGD"
 
 # %% [markdown] id=q2c
-# ### 2c. AdaGrad
+# ### (2c) AdaGrad
 #
-# AdaGrad keeps a running sum of squared gradients, `self.accumulator = (acc_w, acc_b)`, with every entry
-# **starting at 0.1**. Each step (one random point, drawn as in SGD) does $r \leftarrow r + g^2$ and
-# $\theta \leftarrow \theta - \eta\, g / (\sqrt{r} + \epsilon)$, element-wise.
+# AdaGrad scales each coordinate's step by the history of its gradients. It keeps
+# `self.accumulator = (acc_w, acc_b)`, running sums of squared gradients with every entry **starting at 0.1**.
+# Each step takes the gradient $g$ at one random training point (as in SGD), then, element-wise,
+#
+# $r \leftarrow r + g^2, \qquad \theta \leftarrow \theta - \eta\,\dfrac{g}{\sqrt{r} + \epsilon}.$
 
-# %% id=adagrad
+# %% id=AdaGrad grade_id=AdaGrad solution
 # BEGIN SOLUTION solution.part1:AdaGrad
 class AdaGrad:
     def __init__(self, lr=0.001, epsilon=1e-7):
-        self.lr = lr
-        self.epsilon = epsilon
-        # YOUR CODE HERE: self.accumulator = (acc_w, acc_b), every entry 0.1
-        raise NotImplementedError
+        # self.lr = <FILL IN>
+        # self.epsilon = <FILL IN>
+        # self.accumulator = (<FILL IN>, <FILL IN>)   (for w and b, initial value 0.1)
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def calculate_gradient(self, X, y, model):
-        # YOUR CODE HERE: one random point, as in SGD
-        raise NotImplementedError
+        # one random training point, as in SGD
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def apply_gradient(self, grads, model):
+        # self.accumulator = (<FILL IN>, <FILL IN>)
+        # model.w = <FILL IN>
+        # model.b = <FILL IN>
         # YOUR CODE HERE
-        raise NotImplementedError
+        raise NotImplementedError()
 # END SOLUTION
 
-# %% id=check-2c
-adagrad_model = run_optimizer(AdaGrad(lr=0.1))
-print("AdaGrad training MSE:", training_mse(adagrad_model))
-assert abs(training_mse(adagrad_model) - 29.5416) < 0.05
+# %% id=AdaGrad_eval
+model = LinearModel()
+optimizer = AdaGrad(lr=0.1)
+for step in range(300):
+    grads = optimizer.calculate_gradient(X_train, y_train, model)
+    optimizer.apply_gradient(grads, model)
+    if step % 20 == 0:
+        print(f"step {step:3d}: training loss {loss(y_train, model.forward(X_train)).item():.4f}")
+
+# %% id=test_AdaGrad grade_id=test_AdaGrad points=10
+adagrad_mse = loss(y_train, model.forward(X_train)).item()
+print("AdaGrad: final training MSE", adagrad_mse)
+assert abs(adagrad_mse - 29.5416) < 0.05, "Wrong implementation of AdaGrad"
 
 # %% [markdown] id=q2d
-# ### 2d. Adam
+# ### (2d) Adam
 #
-# Adam keeps first and second moment estimates `self.m` and `self.v` (starting at 0) and a step counter
-# `self.t` (starting at 0). Each step (one random point, drawn as in SGD):
-# $t \leftarrow t + 1$, $m \leftarrow \beta_1 m + (1-\beta_1) g$, $v \leftarrow \beta_2 v + (1-\beta_2) g^2$,
-# $\hat m = m / (1-\beta_1^t)$, $\hat v = v / (1-\beta_2^t)$ and
-# $\theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)$.
+# Adam keeps running averages of the gradient, `self.m = (m_w, m_b)`, and of its square,
+# `self.v = (v_w, v_b)`, both starting at 0, and a step counter `self.t` starting at 0. Each step takes the
+# gradient $g$ at one random training point (as in SGD), then
+#
+# $t \leftarrow t + 1, \quad m \leftarrow \beta_1 m + (1 - \beta_1)\,g, \quad v \leftarrow \beta_2 v + (1 - \beta_2)\,g^2,$
+#
+# $\hat m = \dfrac{m}{1 - \beta_1^t}, \quad \hat v = \dfrac{v}{1 - \beta_2^t}, \quad
+# \theta \leftarrow \theta - \eta\,\dfrac{\hat m}{\sqrt{\hat v} + \epsilon}.$
+#
+# The corrections $\hat m$, $\hat v$ undo the pull towards 0 of averages that start at 0.
 
-# %% id=adam
+# %% id=Adam grade_id=Adam solution
 # BEGIN SOLUTION solution.part1:Adam
 class Adam:
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7):
-        self.lr = lr
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        # YOUR CODE HERE: self.m, self.v and self.t
-        raise NotImplementedError
+        # self.lr = <FILL IN>
+        # self.beta1 = <FILL IN>
+        # self.beta2 = <FILL IN>
+        # self.epsilon = <FILL IN>
+        # self.m = (<FILL IN>, <FILL IN>)   (for w and b, initial value [0])
+        # self.v = (<FILL IN>, <FILL IN>)   (for w and b, initial value [0])
+        # self.t = <FILL IN>
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def calculate_gradient(self, X, y, model):
-        # YOUR CODE HERE: one random point, as in SGD
-        raise NotImplementedError
+        # one random training point, as in SGD
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
     def apply_gradient(self, grads, model):
+        # self.t = <FILL IN>
+        # self.m = (<FILL IN>, <FILL IN>)
+        # self.v = (<FILL IN>, <FILL IN>)
+        # m_hat, v_hat = <FILL IN>
+        # model.w = <FILL IN>
+        # model.b = <FILL IN>
         # YOUR CODE HERE
-        raise NotImplementedError
+        raise NotImplementedError()
 # END SOLUTION
 
-# %% id=check-2d
-adam_model = run_optimizer(Adam(lr=0.1))
-print("Adam training MSE:", training_mse(adam_model), "w:", adam_model.w)
-assert abs(training_mse(adam_model) - 1.0076) < 0.05
-assert torch.allclose(adam_model.w, torch.tensor([[4.1860504, 3.1284819]]), atol=0.05)
-print("All public checks passed")
+# %% id=Adam_eval
+model = LinearModel()
+optimizer = Adam(lr=0.1)
+for step in range(300):
+    grads = optimizer.calculate_gradient(X_train, y_train, model)
+    optimizer.apply_gradient(grads, model)
+    if step % 20 == 0:
+        print(f"step {step:3d}: training loss {loss(y_train, model.forward(X_train)).item():.4f}")
+
+# %% id=test_Adam grade_id=test_Adam points=15
+adam_mse = loss(y_train, model.forward(X_train)).item()
+print("Adam: final training MSE", adam_mse, "| w:", model.w)
+assert abs(adam_mse - 1.0076) < 0.05, "Wrong implementation of Adam"
+assert torch.allclose(model.w, torch.tensor([[4.1860504, 3.1284819]]), atol=0.05), "Wrong implementation of Adam"
+
+# %% [markdown] id=submit
+# ## Submitting
+#
+# Run the whole notebook once from the top (Runtime > Run all in Colab, Kernel > Restart & Run All in Jupyter)
+# and check that every cell ran. Then download it (File > Download > Download .ipynb) and upload the `.ipynb`
+# file to Gradescope. The autograder reports each part separately, with the likely mistake when a check fails.
