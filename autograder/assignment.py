@@ -19,10 +19,15 @@ from typing import Callable
 from autograder.notebook import Notebook
 from autograder.sandbox import Limits
 
-__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment"]
+__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
+
+
+def secret_variable(name: str) -> str:
+    """The environment variable holding one assignment's secret: AUTOGRADER_SECRET_HW4_PART1 for hw4_part1."""
+    return "AUTOGRADER_SECRET_" + name.upper()
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,13 @@ class Assignment:
         return self.folder / "cases.py"
 
     def secret(self) -> tuple[str, bool]:
-        """(secret, is_the_development_default)."""
-        if os.environ.get("AUTOGRADER_SECRET"):
-            return os.environ["AUTOGRADER_SECRET"], False
+        """(secret, is_the_development_default): $AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET (one for
+        every assignment, so only a fallback), else the assignment's `secret` file, else DEV_SECRET."""
+        for variable in (secret_variable(self.name), "AUTOGRADER_SECRET"):
+            if os.environ.get(variable, "").strip():
+                return os.environ[variable].strip(), False
         path = self.folder / "secret"
-        if path.exists():
+        if path.is_file() and path.read_text().strip():
             return path.read_text().strip(), False
         return DEV_SECRET, True
 

@@ -1,10 +1,14 @@
 """Grade a whole class: every submission in a folder, in parallel, outside the batch's own process.
 
-Layouts: notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions" (one folder per
-submission plus `submission_metadata.yml` naming its submitters). Under OUT it writes `<id>/results.json`,
-`<id>/grader.log`, `<id>/batch.json` (status and input digest), `grades.csv` (a row per submission) and
-`summary.csv` (a row per test). A rerun skips submissions whose batch.json matches their current files, unless
-`force`.
+Layouts (autograder/export.py): notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions".
+Under OUT (created 0700: it holds every student's work and feedback) it writes `<id>/results.json`,
+`<id>/grader.log`, `<id>/batch.json` (status and the key below), and the reports of autograder/reports.py:
+`grades.csv` (a row per student) and `summary.csv` (a row per test).
+
+What a grading used (autograder/inputs.py): the secret and rubric of the uploaded zip (`uploaded`) or of this
+checkout. A rerun skips a submission only when its batch.json records the same key: the submission's bytes, a
+hash of the secret, a hash of the rubric and the grader's version; anything else is graded again (`force`: all).
+The development secret, whose hidden inputs anyone can compute, is refused unless `dev_secret`.
 
 Each job slot keeps one long-lived grader process (`python -m autograder.batch_worker`, with the slot's own
 sandbox user) and sends it one submission after another, so the grader's start-up (python, torch, pytest:
@@ -16,13 +20,11 @@ fresh one. A grader is also replaced after RECYCLE_AFTER submissions, so a slow 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
 import pwd
 import queue
-import re
 import select
 import signal
 import subprocess
@@ -33,33 +35,21 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
-from autograder.assignment import assignment_names, load_assignment
+from autograder.assignment import load_assignment
+from autograder.export import Entry, Submitter, discover, read_metadata
+from autograder.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
+from autograder.reports import STATUSES, summary_text, write_reports
 
-__all__ = ["Entry", "Row", "Submitter", "default_out", "discover", "grade_all", "read_metadata", "status_of",
-           "summary_text", "write_reports"]
+__all__ = ["Entry", "Row", "Submitter", "default_out", "dev_secret_warning", "discover", "grade_all",
+           "read_metadata", "status_of", "summary_text", "write_reports"]
 
 ROOT = Path(__file__).resolve().parent.parent
-METADATA = "submission_metadata.yml"
-STATUSES = ("ok", "timeout", "crashed", "invalid")
 GRACE_SECONDS = 120  # grader start-up, reference values and cases, on top of the sandbox's own wall limit
 RECYCLE_AFTER = 50  # submissions per grader process
-
-
-@dataclass(frozen=True)
-class Submitter:
-    name: str = ""
-    email: str = ""
-    sid: str = ""
-
-
-@dataclass(frozen=True)
-class Entry:
-    key: str  # OUT's folder for it: the export's submission id, or the notebook's stem
-    path: Path  # a notebook, or a folder holding the submitted files
-    submitters: tuple[Submitter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,124 +62,64 @@ class Row:
     skipped: bool = False  # graded by an earlier run
 
 
-def read_metadata(path: Path) -> dict[str, tuple[Submitter, ...]]:
-    """Submission id -> submitters, from Gradescope's submission_metadata.yml.
-
-    Only `:submitters:` lists are read, line by line, so the rest of the file (scores, Ruby-tagged values,
-    previous results) cannot break the batch; PyYAML is not a pinned dependency.
-    """
-    found: dict[str, list[dict]] = {}
-    current, block, person = None, None, None  # submission id, indent of its `:submitters:`, submitter fields
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line, indent = raw.strip(), len(raw) - len(raw.lstrip())
-        if not line or line.startswith("#") or line == "---":
-            continue
-        if indent == 0:
-            current, block = (_scalar(line[:-1]) if line.endswith(":") else None), None
-            found.update({current: []} if current else {})
-        elif current is not None and line.lstrip(":").startswith("submitters:"):
-            block, person = indent, None
-        elif block is not None and line.startswith("-") and indent >= block:
-            person = {}
-            found[current].append(person)
-            _field(person, line[1:].strip())
-        elif block is not None and indent > block and person is not None:
-            _field(person, line)
-        elif block is not None and indent <= block:
-            block = None
-    return {key: tuple(Submitter(**p) for p in people) for key, people in found.items()}
-
-
-def _field(person: dict, text: str) -> None:
-    key, sep, value = text.lstrip(":").partition(": ")  # `:name: Jane Doe` (Ruby symbols) or `name: Jane Doe`
-    if sep and key in ("name", "email", "sid"):
-        person[key] = _scalar(value)
-
-
-def _scalar(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1].replace("''", "'")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text[1:-1]
-    return text.split(" #")[0].strip()
-
-
-def discover(folder: Path) -> list[Entry]:
-    """One entry per notebook or folder in `folder`, with submitters when it is a Gradescope export."""
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder of submissions")
-    people = read_metadata(folder / METADATA) if (folder / METADATA).is_file() else {}
-    entries, keys = [], set()
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith((".", "__")) or not (path.is_dir() or path.suffix == ".ipynb"):
-            continue
-        key = path.name if path.is_dir() or path.stem in keys else path.stem
-        keys.add(key)
-        entries.append(Entry(key, path, people.get(path.name, ())))
-    # Listed in the metadata but absent from the export: graded as empty, so the row says so.
-    entries += [Entry(key, folder / key, who) for key, who in sorted(people.items()) if key not in keys]
-    if not entries:
-        raise ValueError(f"no submissions in {folder}: expected *.ipynb files or one folder per submission")
-    return entries
-
-
 def status_of(results: dict | None, returncode: int | None, timed_out: bool = False) -> tuple[str, str]:
-    """(status, detail) of one grader run, from its exit and its results.json."""
+    """(status, detail) of one grader run: from its exit, and from the status the grader wrote in results.json's
+    extra_data. Never from the Markdown, which embeds text the student's code wrote."""
     if timed_out:
         return "timeout", "the grader did not finish in time and was stopped"
     if results is None:
         return "crashed", f"the grader exited with status {returncode} and left no valid results.json"
-    extra = results.get("extra_data") or {}
-    if extra.get("status") in STATUSES:  # the grader says it itself, when it does
-        return extra["status"], str(extra.get("detail", ""))
-    output = results.get("output", "")
-    if output.startswith("**Your submission could not be graded.**"):
-        return "invalid", output.removeprefix("**Your submission could not be graded.**").strip()
-    if "**The autograder could not grade this submission.**" in output:
-        return "crashed", "grader error (see the staff log in results.json)"
-    problem = re.search(r"\*\*Your notebook could not be run: (.*?)\.\*\*", output)
-    if problem:
-        return ("timeout" if "time limit" in problem.group(1) else "crashed"), problem.group(1)
-    return "ok", "kernel restarted" if "kernel stopped" in output else ""
+    extra = results.get("extra_data")
+    status = extra.get("status") if isinstance(extra, dict) else None
+    if status not in STATUSES:
+        return "crashed", "results.json carries no status from the grader (extra_data.status)"
+    return status, str(extra.get("detail") or "")
 
 
 def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_count() or 1,
-              force: bool = False, assignment: str | None = None, timeout: float | None = None,
-              command: list[str] | None = None, progress: bool = True) -> list[Row]:
+              force: bool = False, assignment: str | None = None, uploaded: Path | None = None,
+              dev_secret: bool = False, timeout: float | None = None, command: list[str] | None = None,
+              progress: bool = True, warn: Callable[[str], None] | None = None) -> list[Row]:
     """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows.
 
-    `command` replaces the grader's argv (tests use a fake that speaks autograder.batch_worker's protocol).
+    `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises ValueError (nothing
+    graded) for a bad folder, zip or assignment, or the development secret without `dev_secret`. `warn` gets
+    console warnings (default: stderr). `command` replaces the grader's argv (tests use a fake that speaks
+    autograder.batch_worker's protocol).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
+    warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     out = out or default_out(submissions)
     entries = [e for e in discover(submissions) if e.path.resolve() != out.resolve()]  # OUT may sit inside DIR
-    if timeout is None:
-        names = [assignment] if assignment else assignment_names()
-        timeout = max(load_assignment(n).limits.wall_seconds for n in names) + GRACE_SECONDS
-    runner = _Runner(out, command or _grader_command(), timeout, _slot_users(jobs, create=command is None),
-                     assignment)
-    done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
-    try:
-        with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
-                ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(runner.grade, e) for e in entries if e.key not in done]
-            try:
-                for future in as_completed(futures):
-                    row = future.result()
-                    done[row.entry.key] = row
-                    bar.update()
-                    bar.set_postfix_str(" ".join(f"{s}={n}" for s, n in _counts(done.values()).items() if n))
-            except KeyboardInterrupt:
-                runner.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    finally:
-        runner.close()
+    with grading_inputs(assignment, uploaded) as inputs:
+        if inputs.dev_secret and not dev_secret:
+            raise ValueError(dev_secret_warning(inputs.dev_secret, refused=True))
+        for note in ((dev_secret_warning(inputs.dev_secret),) if inputs.dev_secret else ()) + inputs.notes:
+            warn(note)
+        if timeout is None:
+            timeout = max(load_assignment(n).limits.wall_seconds for n in inputs.assignments) + GRACE_SECONDS
+        _private_folder(out)
+        chosen = inputs.assignments[0] if assignment or uploaded else None  # else detected per notebook
+        runner = _Runner(out, command or _grader_command(), timeout, _slot_users(jobs, create=command is None),
+                         chosen, inputs)
+        done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
+        try:
+            with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
+                    ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(runner.grade, e) for e in entries if e.key not in done]
+                try:
+                    for future in as_completed(futures):
+                        row = future.result()
+                        done[row.entry.key] = row
+                        bar.update()
+                        bar.set_postfix_str(" ".join(f"{s}={n}" for s, n in _counts(done.values()).items() if n))
+                except KeyboardInterrupt:
+                    runner.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            runner.close()
     rows = [done[e.key] for e in entries]
     write_reports(rows, out)
     return rows
@@ -231,8 +161,10 @@ class _Runner:
     """Keeps a grader per job slot and remembers the live ones, so that Ctrl-C or a timeout can stop their tree."""
 
     def __init__(self, out: Path, command: list[str], timeout: float, users: list[str],
-                 assignment: str | None = None):
+                 assignment: str | None = None, inputs: Inputs | None = None):
         self.out, self.command, self.timeout, self.assignment = out, command, timeout, assignment
+        self.env = grader_env(inputs.env if inputs else {})
+        self.key = inputs.key if inputs else {}  # with the submission's digest: what decides a result
         self.slots = [_Slot(user) for user in users]
         self.free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()  # each grading takes one for its run
         for slot in self.slots:
@@ -243,7 +175,8 @@ class _Runner:
 
     def previous(self, entry: Entry) -> Row | None:
         record = _read_json(self.out / entry.key / "batch.json") or {}
-        if record.get("status") not in STATUSES or record.get("digest") != _digest(entry.path):
+        if record.get("status") not in STATUSES or record.get("digest") != _digest(entry.path) \
+                or record.get("inputs") != self.key:
             return None
         return Row(entry, record["status"], str(record.get("detail", "")),
                    _read_json(self.out / entry.key / "results.json"), float(record.get("seconds", 0)), skipped=True)
@@ -252,7 +185,7 @@ class _Runner:
         folder, started = self.out / entry.key, time.monotonic()
         try:
             digest = _digest(entry.path)  # before grading: a file replaced meanwhile is graded again next run
-            folder.mkdir(parents=True, exist_ok=True)
+            _private_folder(folder)
             for stale in ("batch.json", "results.json"):
                 (folder / stale).unlink(missing_ok=True)
             job = {"submission": str(entry.path.resolve()), "results": str((folder / "results.json").resolve()),
@@ -268,7 +201,7 @@ class _Runner:
         row = Row(entry, *status_of(results, returncode, timed_out), results, round(time.monotonic() - started, 1))
         if not self.cancelled:  # an interrupted grading is not a result: the next run grades it again
             record = {"status": row.status, "detail": row.detail, "returncode": returncode, "seconds": row.seconds,
-                      "digest": digest, "submission": str(entry.path)}
+                      "digest": digest, "inputs": self.key, "submission": str(entry.path)}
             (folder / "batch.json").write_text(json.dumps(record, indent=2))
         return row
 
@@ -302,7 +235,7 @@ class _Runner:
 
     def _start(self, user: str, stderr) -> subprocess.Popen:
         process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=stderr, env={**os.environ, "AUTOGRADER_SANDBOX_USER": user},
+                                   stderr=stderr, env={**self.env, "AUTOGRADER_SANDBOX_USER": user},
                                    start_new_session=True)
         with self.lock:
             self.live.add(process)
@@ -421,46 +354,9 @@ def _counts(rows) -> dict[str, int]:
     return {status: found[status] for status in STATUSES}
 
 
-def _scored(results: dict | None) -> dict[str, dict]:
-    """Test number (or name) -> test, for the scored tests: the hidden 0-point staff log is not one."""
-    return {t.get("number") or t["name"]: t for t in (results or {}).get("tests", []) if t.get("max_score", 0) > 0}
-
-
-def write_reports(rows: list[Row], out: Path) -> None:
-    """grades.csv: a row per submission; summary.csv: a row per test (mean, how many got full marks)."""
-    out.mkdir(parents=True, exist_ok=True)
-    tests: dict[str, list[dict]] = {}
-    for row in rows:
-        for number, test in _scored(row.results).items():
-            tests.setdefault(number, []).append(test)
-    numbers = sorted(tests, key=lambda n: tuple(int(p) if p.isdigit() else 0 for p in n.split(".")))
-    with (out / "grades.csv").open("w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["submission", "name", "email", "sid", "file", "status", "total", "max_total", *numbers,
-                         "detail"])
-        for row in rows:
-            scored, who, results = _scored(row.results), row.entry.submitters, row.results or {}
-            graded = re.search(r"Graded `([^`]+)`", results.get("output", ""))
-            file = row.entry.path.name + (f"/{graded.group(1)}" if graded and row.entry.path.is_dir() else "")
-            totals = [f"{results['score']:g}", f"{sum(t['max_score'] for t in scored.values()):g}"] if row.results \
-                else ["", ""]
-            writer.writerow([row.entry.key, *("; ".join(getattr(s, f) for s in who) for f in ("name", "email", "sid")),
-                             file, row.status, *totals,
-                             *(f"{scored[n]['score']:g}" if n in scored else "" for n in numbers), row.detail])
-    with (out / "summary.csv").open("w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["number", "name", "max_score", "mean", "full_marks", "graded"])
-        for number in numbers:
-            scores, top = [t["score"] for t in tests[number]], tests[number][0]["max_score"]
-            writer.writerow([number, tests[number][0]["name"], f"{top:g}", f"{sum(scores) / len(scores):.3f}",
-                             sum(score >= top for score in scores), len(scores)])
-
-
-def summary_text(rows: list[Row], out: Path) -> str:
-    """The console report: statuses, the mean total, what was not ok, and where the files are."""
-    totals = [row.results["score"] for row in rows if row.results is not None]
-    lines = [f"{len(rows)} submissions ({sum(row.skipped for row in rows)} skipped as already graded; --force "
-             f"regrades them): " + ", ".join(f"{n} {s}" for s, n in _counts(rows).items()),
-             f"mean total {sum(totals) / len(totals):.2f}" if totals else "no results",
-             f"grades: {out / 'grades.csv'}; per test: {out / 'summary.csv'}"]
-    return "\n".join(lines + [f"  {r.status:<8} {r.entry.key}: {r.detail}" for r in rows if r.status != "ok"][:30])
+def _private_folder(path: Path) -> None:
+    """Make `path` (and missing parents) and leave it 0700: it holds other students' work and grades."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():  # an older run's, made before this rule
+        path.chmod(0o700)

@@ -1,8 +1,13 @@
 """Build one assignment's Gradescope zip: entry points, pinned requirements, the engine, the assignment folder with
-a fresh secret, and the reference modules its cases import — nothing else.
+its secret, and the reference modules its cases import — nothing else. The zip is written 0600: it holds the
+secret and the reference.
+
+The secret decides every student's hidden inputs, so a rebuild keeps it when it can: `--secret-from OLD.zip`
+(the zip uploaded before), else the one Assignment.secret finds ($AUTOGRADER_SECRET_<NAME>, $AUTOGRADER_SECRET,
+the assignment's `secret` file), else a fresh one. Never the development default.
 
 Before zipping, the reference notebook must score full marks and the student template 0, both graded here with
-the secret that ships in the zip. Run: `./run_autograder build --assignment hw4_part1 -o dist/`.
+the secret and the rubric that ship in the zip. Run: `./run_autograder build --assignment hw4_part1 -o dist/`.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from autograder.assignment import ASSIGNMENTS, Assignment, load_assignment
+from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment, secret_variable
 from autograder.grade import grade
 
-__all__ = ["BuildError", "build", "zip_members", "reference_modules"]
+__all__ = ["BuildError", "build", "shipped_secret", "zip_members", "reference_modules"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = Path(__file__).resolve().parent
@@ -37,13 +42,16 @@ class BuildError(Exception):
     """The zip was not written; the message says why and what to fix."""
 
 
-def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print) -> Path:
-    """Write `out_dir/<assignment>_autograder.zip` and return its path. Raises BuildError (nothing written)."""
+def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print,
+          secret_from: Path | None = None) -> Path:
+    """Write `out_dir/<assignment>_autograder.zip` and return its path. Raises BuildError (nothing written).
+
+    `secret_from`: an earlier zip of this assignment, whose secret the new one keeps."""
     try:
         assignment = load_assignment(assignment_name)
     except ValueError as error:
         raise BuildError(str(error)) from None
-    secret = secrets.token_hex(32)
+    secret, source = shipped_secret(assignment, secret_from)
     members = zip_members(assignment)
     requirements = pinned_requirements(REQUIREMENTS)
     if check:
@@ -52,22 +60,52 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
     target = out_dir / f"{assignment.name}_autograder.zip"
     secret_name = f"autograder/assignments/{assignment.name}/secret"
     partial = target.with_name(target.name + ".partial")
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, source in sorted(members.items()):
-            _add(archive, name, source.read_bytes(), 0o755 if name in ENTRY_POINTS else 0o644)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an interrupted build left a partial file with other permissions
+    with os.fdopen(fd, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path in sorted(members.items()):
+            _add(archive, name, path.read_bytes(), 0o755 if name in ENTRY_POINTS else 0o644)
         _add(archive, "requirements.txt", requirements.encode(), 0o644)
         _add(archive, secret_name, (secret + "\n").encode(), 0o600)
     os.replace(partial, target)
-    log(f"wrote {target} ({len(members) + 2} files, {target.stat().st_size // 1024} KiB)")
+    log(f"wrote {target} ({len(members) + 2} files, {target.stat().st_size // 1024} KiB, mode 0600)")
+    log(f"secret: {source}")
     if changed := _uncommitted(sorted(members)):
         log(f"note: shipped with uncommitted changes to {', '.join(changed)}; commit them to know what you uploaded")
     return target
 
 
+def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> tuple[str, str]:
+    """(secret, where it came from, for the log) of the zip being built."""
+    from autograder.inputs import zip_assignment, zip_secret  # staff side, as this module is
+    if secret_from is not None:
+        try:
+            held = zip_assignment(secret_from)
+            if held != assignment.name:
+                raise ValueError(f"{secret_from} is the zip of {held}, not of {assignment.name}")
+            secret = zip_secret(secret_from, assignment.name)
+        except ValueError as error:
+            raise BuildError(f"cannot keep the secret: {error}") from None
+        source = f"kept from {secret_from}"
+    else:
+        secret, is_default = assignment.secret()
+        if is_default:
+            return secrets.token_hex(32), ("fresh: keep this zip, a regrade needs its secret (rebuild with "
+                                           f"--secret-from this zip, or set ${secret_variable(assignment.name)})")
+        variable = next((v for v in (secret_variable(assignment.name), "AUTOGRADER_SECRET")
+                         if os.environ.get(v, "").strip()), None)
+        source = f"from ${variable}" if variable else f"from {(assignment.folder / 'secret').relative_to(ROOT)}"
+    if secret == DEV_SECRET:
+        raise BuildError(f"refusing to ship the development secret ({source}): its hidden inputs are public")
+    return secret, source
+
+
 def zip_members(assignment: Assignment) -> dict[str, Path]:
     """Archive name -> file, for everything but requirements.txt and the secret (written by `build`)."""
     members = {name: ROOT / name for name in ENTRY_POINTS}
-    members |= {f"autograder/{p.name}": p for p in ENGINE.iterdir() if p.is_file() and _shippable(p)}
+    # The engine with its subpackages (e.g. the sandbox's inside/); of the assignments, this one only.
+    members |= {p.relative_to(ROOT).as_posix(): p for p in ENGINE.rglob("*")
+                if p.is_file() and _shippable(p) and p.relative_to(ENGINE).parts[0] != "assignments"}
     folder = ASSIGNMENTS / assignment.name
     members |= {p.relative_to(ROOT).as_posix(): p for p in folder.rglob("*")
                 if p.is_file() and _shippable(p) and p.name != "secret"}
@@ -114,7 +152,7 @@ def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]
     for label, path in notebooks.items():
         if not path.is_file():
             raise BuildError(f"the {label} notebook {path} is missing; the build grades it before zipping")
-    with tempfile.TemporaryDirectory(prefix="autograder-build-") as scratch, _secret(secret):
+    with tempfile.TemporaryDirectory(prefix="autograder-build-") as scratch, _shipped(assignment.name, secret):
         for label, path in notebooks.items():
             log(f"grading the {label} notebook {path.relative_to(ROOT)} ...")
             results = grade(path, Path(scratch) / f"{label}.json", assignment.name, log=lambda message: None)
@@ -132,17 +170,24 @@ def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]
 
 
 @contextlib.contextmanager
-def _secret(secret: str) -> Iterator[None]:
-    """Grade with the secret being shipped (Assignment.secret reads AUTOGRADER_SECRET first)."""
-    previous = os.environ.get("AUTOGRADER_SECRET")
-    os.environ["AUTOGRADER_SECRET"] = secret
+def _shipped(name: str, secret: str) -> Iterator[None]:
+    """Grade with the secret and the rubric being shipped: $AUTOGRADER_SECRET_<NAME> (which Assignment.secret
+    reads first) set to it, and no $AUTOGRADER_RUBRIC, so the grader reads the assignment folder's rubric."""
+    changes = {secret_variable(name): secret, "AUTOGRADER_RUBRIC": None}
+    previous = {variable: os.environ.get(variable) for variable in changes}
     try:
+        _set_environ(changes)
         yield
     finally:
-        if previous is None:
-            os.environ.pop("AUTOGRADER_SECRET", None)
+        _set_environ(previous)
+
+
+def _set_environ(values: dict[str, str | None]) -> None:
+    for variable, value in values.items():
+        if value is None:
+            os.environ.pop(variable, None)
         else:
-            os.environ["AUTOGRADER_SECRET"] = previous
+            os.environ[variable] = value
 
 
 def _uncommitted(names: list[str]) -> list[str]:

@@ -34,20 +34,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="batch output folder (default: out/batch/<folder name>)")
     parser.add_argument("--jobs", type=int, help="batch: submissions graded at once (default: the CPU count)")
     parser.add_argument("--force", action="store_true", help="batch: regrade submissions already graded")
+    parser.add_argument("--zip", type=Path, dest="uploaded", metavar="UPLOADED.zip",
+                        help="batch: grade with the secret and rubric of this zip (the one uploaded to Gradescope)")
+    parser.add_argument("--dev-secret", action="store_true",
+                        help="batch: allow the development secret (a rehearsal: its hidden inputs are public)")
     commands = parser.add_subparsers(dest="command", metavar="build")
     build_parser = commands.add_parser("build", help="write the Gradescope zip of one assignment")
     build_parser.add_argument("--assignment", required=True, help="assignment folder name, e.g. hw4_part1")
     build_parser.add_argument("-o", "--output", type=Path, default=Path("dist"), help="folder for the zip")
+    build_parser.add_argument("--secret-from", type=Path, metavar="OLD.zip",
+                              help="keep the secret of this earlier zip (the one uploaded), so hidden inputs stay")
     args = parser.parse_args(argv)
     if args.command == "build":
-        return _build(args.assignment, args.output)
+        return _build(args.assignment, args.output, args.secret_from)
     if args.submissions is not None:
         return _batch(args)
+    if args.uploaded is not None or args.dev_secret:
+        parser.error("--zip and --dev-secret go with --submissions (batch)")
     if args.examples:
+        _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1")
         return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
     if args.submission is None:
         grade(GRADESCOPE / "submission", GRADESCOPE / "results" / "results.json")
         return 0
+    _warn_dev_secret(args.submission, args.assignment)
     results = grade(args.submission, args.results, args.assignment, log=lambda m: print(m, file=sys.stderr))
     print(results["output"], "\n")
     print(console_table(results))
@@ -67,11 +77,25 @@ def _examples(out: Path) -> int:
     return 0
 
 
+def _warn_dev_secret(submission: Path, assignment: str | None) -> None:
+    """A loud warning on the console when this local run would use the development secret."""
+    from autograder.assignment import detect_assignment, load_assignment
+    from autograder.grade import choose_notebook
+    from autograder.inputs import dev_secret_warning
+    try:
+        chosen = load_assignment(assignment) if assignment else \
+            detect_assignment(choose_notebook(submission, None)[0])[0]
+    except Exception:  # not a notebook, unknown assignment: grade() says so itself
+        return
+    if chosen.secret()[1]:
+        print(dev_secret_warning([chosen.name]), file=sys.stderr)
+
+
 # build and batch are staff tools, imported on use: Gradescope's path never depends on them.
-def _build(assignment: str, output: Path) -> int:
+def _build(assignment: str, output: Path, secret_from: Path | None = None) -> int:
     from autograder.build import BuildError, build
     try:
-        build(assignment, output)
+        build(assignment, output, secret_from=secret_from)
     except BuildError as error:
         print(f"build failed: {error}", file=sys.stderr)
         return 1
@@ -83,7 +107,8 @@ def _batch(args: argparse.Namespace) -> int:
     jobs = grade_all.__kwdefaults__["jobs"] if args.jobs is None else args.jobs
     out = args.out or default_out(args.submissions)
     try:
-        rows = grade_all(args.submissions, out, jobs=jobs, force=args.force, assignment=args.assignment)
+        rows = grade_all(args.submissions, out, jobs=jobs, force=args.force, assignment=args.assignment,
+                         uploaded=args.uploaded, dev_secret=args.dev_secret)
     except ValueError as error:
         print(f"batch failed: {error}", file=sys.stderr)
         return 2

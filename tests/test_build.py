@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autograder import build, cli
-from autograder.assignment import Assignment
+from autograder.assignment import DEV_SECRET, Assignment, load_assignment, secret_variable
 from tests.test_corpus import EXPECTED_FAILURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,18 +29,41 @@ def checked_zip(tmp_path_factory) -> Path:
     return build.build(PART1, tmp_path_factory.mktemp("dist"), log=lambda message: None)
 
 
-def test_the_zip_holds_the_entry_points_engine_assignment_and_reference_only(checked_zip):
-    assert checked_zip.name == f"{PART1}_autograder.zip"
-    with zipfile.ZipFile(checked_zip) as archive:
+@pytest.fixture
+def no_secret(monkeypatch):
+    """No secret set anywhere (as on a fresh clone), and no rubric override."""
+    for variable in (secret_variable(PART1), "AUTOGRADER_SECRET", "AUTOGRADER_RUBRIC"):
+        monkeypatch.delenv(variable, raising=False)
+    if (ROOT / "autograder/assignments" / PART1 / "secret").exists():
+        pytest.skip("this checkout has a secret file for hw4_part1")
+
+
+def _unchecked(out: Path, name: str = PART1, **kwargs) -> Path:
+    return build.build(name, out, check=False, log=lambda message: None, **kwargs)
+
+
+def _secret(archive: Path, name: str = PART1) -> str:
+    return zipfile.ZipFile(archive).read(f"autograder/assignments/{name}/secret").decode().strip()
+
+
+def test_the_zip_holds_the_entry_points_engine_assignment_and_reference_only(tmp_path):
+    built = _unchecked(tmp_path)
+    assert built.name == f"{PART1}_autograder.zip"
+    with zipfile.ZipFile(built) as archive:
         names = set(archive.namelist())
         modes = {info.filename: info.external_attr >> 16 & 0o777 for info in archive.infolist()}
         requirements = archive.read("requirements.txt").decode()
-    for required in ("setup.sh", "run_autograder", "requirements.txt", "autograder/grade.py", "autograder/worker.py",
+    for required in ("setup.sh", "run_autograder", "requirements.txt", "autograder/grade.py",
                      "autograder/sandbox.py", "autograder/results_schema.json", "autograder/cases.ini",
-                     "autograder/kernel_prelude.py", f"autograder/assignments/{PART1}/cases.py",
+                     f"autograder/assignments/{PART1}/cases.py",
                      f"autograder/assignments/{PART1}/probes.py", f"autograder/assignments/{PART1}/secret",
                      "solution/__init__.py", "solution/part1.py"):
         assert required in names
+    # the engine's subpackages ship too (the sandbox's own code may live in one)
+    assert {n for n in names if n.count("/") == 2 and n.startswith("autograder/") and n.endswith(".py")
+            and not n.startswith("autograder/assignments/")} == {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder").glob("*/*.py")
+        if p.parent.name != "assignments"}
     forbidden = [n for n in names if re.search(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache__|\.git)/"
                                                r"|\.(pyc|ipynb)$|^(benchmarks|dist|out|runs)/", n)]
     assert forbidden == []
@@ -47,18 +71,102 @@ def test_the_zip_holds_the_entry_points_engine_assignment_and_reference_only(che
     # Part 1's cases need part1 (and what solution/__init__ imports), not the fine-tuning runner.
     assert not any(n.startswith(("solution/finetune/", "solution/written")) for n in names)
     assert modes["setup.sh"] == modes["run_autograder"] == 0o755
+    assert modes[f"autograder/assignments/{PART1}/secret"] == 0o600
     assert requirements == (ROOT / "requirements.txt").read_text()
 
 
-def test_each_build_ships_a_fresh_secret_and_leaves_the_repository_alone(checked_zip, tmp_path):
+def test_without_a_kept_secret_each_build_ships_a_fresh_one_and_leaves_the_repository_alone(tmp_path, no_secret):
     repo_secret = ROOT / "autograder/assignments" / PART1 / "secret"
-    before = repo_secret.read_bytes() if repo_secret.exists() else None
-    again = build.build(PART1, tmp_path, check=False, log=lambda message: None)
-    secrets = [zipfile.ZipFile(z).read(f"autograder/assignments/{PART1}/secret").decode().strip()
-               for z in (checked_zip, again)]
+    logged = []
+    first = build.build(PART1, tmp_path / "a", check=False, log=logged.append)
+    secrets = [_secret(first), _secret(_unchecked(tmp_path / "b"))]
     assert all(re.fullmatch(r"[0-9a-f]{64}", s) for s in secrets)
     assert secrets[0] != secrets[1]
-    assert (repo_secret.read_bytes() if repo_secret.exists() else None) == before
+    assert any("secret: fresh: keep this zip" in line for line in logged)
+    assert not repo_secret.exists()
+
+
+def test_secret_from_keeps_the_uploaded_zips_secret(tmp_path, no_secret, monkeypatch):
+    old = _unchecked(tmp_path / "old")
+    monkeypatch.setenv(secret_variable(PART1), "set here, but the zip's wins")
+    logged = []
+    new = build.build(PART1, tmp_path / "new", check=False, log=logged.append, secret_from=old)
+    assert _secret(new) == _secret(old) and f"secret: kept from {old}" in logged
+    assert _secret(_unchecked(tmp_path / "old", secret_from=old)) == _secret(new)  # rebuilt in place, kept
+
+
+def test_the_assignments_own_secret_variable_comes_before_the_shared_one(tmp_path, no_secret, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_SECRET", "shared by every part")
+    logged = []
+    assert _secret(build.build(PART1, tmp_path / "a", check=False, log=logged.append)) == "shared by every part"
+    assert "secret: from $AUTOGRADER_SECRET" in logged
+    monkeypatch.setenv(secret_variable(PART1), "part 1's own")
+    assert secret_variable(PART1) == "AUTOGRADER_SECRET_HW4_PART1"
+    assert _secret(_unchecked(tmp_path / "b")) == "part 1's own"
+    assert load_assignment(PART1).secret() == ("part 1's own", False)  # what grading reads, in the same order
+
+
+def test_secret_from_refuses_a_zip_of_another_assignment_or_without_a_secret(tmp_path, no_secret):
+    other = _unchecked(tmp_path / "part2", "hw4_part2")
+    with pytest.raises(build.BuildError, match="is the zip of hw4_part2, not of hw4_part1"):
+        _unchecked(tmp_path / "out", secret_from=other)
+    stripped = tmp_path / "stripped.zip"
+    with zipfile.ZipFile(_unchecked(tmp_path / "part1")) as source, zipfile.ZipFile(stripped, "w") as target:
+        for name in source.namelist():
+            if not name.endswith("/secret"):
+                target.writestr(name, source.read(name))
+    with pytest.raises(build.BuildError, match="holds no secret for hw4_part1"):
+        _unchecked(tmp_path / "out", secret_from=stripped)
+    (tmp_path / "notes.txt").write_text("not a zip")
+    with pytest.raises(build.BuildError, match="cannot keep the secret: cannot read the zip"):
+        _unchecked(tmp_path / "out", secret_from=tmp_path / "notes.txt")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_development_secret_is_never_shipped(tmp_path, no_secret, monkeypatch):
+    monkeypatch.setenv(secret_variable(PART1), DEV_SECRET)
+    with pytest.raises(build.BuildError, match="development secret"):
+        _unchecked(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_zip_is_written_0600(tmp_path, no_secret):
+    stale = tmp_path / f"{PART1}_autograder.zip.partial"  # left by an interrupted build
+    stale.write_text("")
+    stale.chmod(0o644)
+    umask = os.umask(0)
+    try:
+        built = _unchecked(tmp_path)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(built.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [built.name]
+    assert zipfile.ZipFile(built).testzip() is None
+
+
+def test_the_build_grades_with_the_secret_and_rubric_it_ships(monkeypatch, tmp_path, no_secret):
+    seen = []
+    graded = fake_grade({"reference": 40, "template": 0})
+
+    def grade(path, *args, **kwargs):
+        seen.append((load_assignment(PART1).secret()[0], os.environ.get("AUTOGRADER_RUBRIC")))
+        return graded(path, *args, **kwargs)
+    monkeypatch.setattr(build, "grade", grade)
+    monkeypatch.setenv("AUTOGRADER_RUBRIC", str(tmp_path / "a rubric that does not ship.yml"))
+    built = build.build(PART1, tmp_path / "dist", log=lambda message: None)
+    assert seen == [(_secret(built), None)] * 2  # both notebooks, with the shipped secret and the folder's rubric
+    assert os.environ["AUTOGRADER_RUBRIC"] == str(tmp_path / "a rubric that does not ship.yml")
+    assert secret_variable(PART1) not in os.environ  # put back as it was
+
+
+def test_the_cli_keeps_a_secret(monkeypatch, tmp_path, no_secret, capsys):
+    monkeypatch.setattr(build, "grade", fake_grade({"reference": 40, "template": 0}))
+    old = _unchecked(tmp_path / "old")
+    assert cli.main(["build", "--assignment", PART1, "-o", str(tmp_path / "new"), "--secret-from", str(old)]) == 0
+    assert _secret(tmp_path / "new" / old.name) == _secret(old)
+    assert f"secret: kept from {old}" in capsys.readouterr().out
+    assert cli.main(["build", "--assignment", PART1, "-o", str(tmp_path / "x"), "--secret-from", "missing.zip"]) == 1
+    assert "build failed: cannot keep the secret" in capsys.readouterr().err
 
 
 def fake_grade(scores: dict[str, float]):

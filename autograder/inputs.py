@@ -1,0 +1,183 @@
+"""What a batch grades with besides the submissions: each assignment's secret and rubric, and the grader itself.
+
+`--zip UPLOADED.zip` takes the secret and the rubric from the zip uploaded to Gradescope, so the hidden inputs
+and weights are the ones Gradescope used; otherwise they come from this checkout and its environment
+(Assignment.secret: $AUTOGRADER_SECRET_<NAME>, $AUTOGRADER_SECRET, the `secret` file). The graders get them as
+AUTOGRADER_SECRET_<NAME> and AUTOGRADER_RUBRIC; the rubric is extracted to a private (0700) folder that lives as
+long as the batch.
+
+`key` is what, besides the submission's bytes, decides a result: a hash of the secret (never the secret), of
+the rubric in use, and of the grader's source (what a zip of it would ship). A rerun regrades a submission whose
+recorded key differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from autograder.assignment import DEV_SECRET, assignment_names, load_assignment, secret_variable
+
+__all__ = ["RUBRIC_FILE", "RUBRIC_VARIABLE", "Inputs", "dev_secret_warning", "grader_env", "grader_version",
+           "grading_inputs", "rubric_in_use", "zip_assignment", "zip_secret"]
+
+RUBRIC_VARIABLE = "AUTOGRADER_RUBRIC"
+RUBRIC_FILE = "rubric.yml"
+_MEMBER = re.compile(r"autograder/assignments/([A-Za-z0-9_]+)/__init__\.py")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    assignments: tuple[str, ...]  # the one being graded, or every candidate when the batch detects it per notebook
+    env: dict[str, str | None] = field(default_factory=dict)  # for the graders, over os.environ; None: unset
+    key: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> {secret, rubric, grader} hashes
+    dev_secret: tuple[str, ...] = ()  # assignments that would be graded with the development secret
+    notes: tuple[str, ...] = ()  # for the console
+
+
+@contextlib.contextmanager
+def grading_inputs(assignment: str | None = None, uploaded: Path | None = None) -> Iterator[Inputs]:
+    """The secrets, rubrics and key a batch grades with; with `uploaded`, the zip's (and its assignment)."""
+    if uploaded is None:
+        names = (assignment,) if assignment else tuple(assignment_names())
+        for name in names:
+            load_assignment(name)  # an unknown one fails here, with the known ones named
+        yield _inputs(names, {})
+        return
+    name = zip_assignment(uploaded)
+    if assignment and assignment != name:
+        raise ValueError(f"{uploaded} is the zip of {name}, not of {assignment}")
+    load_assignment(name)
+    with tempfile.TemporaryDirectory(prefix="autograder-zip-") as private:  # mkdtemp: 0700, ours only
+        env, notes = {secret_variable(name): zip_secret(uploaded, name)}, []
+        rubric = _read_member(uploaded, f"autograder/assignments/{name}/{RUBRIC_FILE}")
+        if rubric is None:
+            notes.append(f"{uploaded} holds no {RUBRIC_FILE}: grading with this checkout's weights and visibility")
+            env[RUBRIC_VARIABLE] = None  # not one left over in the environment: the checkout's
+        else:
+            path = Path(private) / RUBRIC_FILE
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(rubric)
+            env[RUBRIC_VARIABLE] = str(path)
+        if changed := _differences(uploaded, name):
+            notes.append(f"this checkout's grader differs from {uploaded.name}'s in {', '.join(changed[:5])}"
+                         + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+                         + ": scores may differ from Gradescope's")
+        yield _inputs((name,), env, notes)
+
+
+def dev_secret_warning(names: tuple[str, ...] | list[str], refused: bool = False) -> str:
+    """The loud console warning (or, `refused`, the refusal) for grading with the development secret."""
+    bar = "!" * 100
+    variables = " / ".join(f"${secret_variable(n)}" for n in names)
+    lines = [f"WARNING: {', '.join(names)} would be graded with the DEVELOPMENT SECRET: its hidden inputs are "
+             "public, so these grades are not the ones Gradescope gives.",
+             f"Set {variables}, or grade a batch with --zip UPLOADED.zip (the zip uploaded to Gradescope)"
+             + ("; --dev-secret allows it for a rehearsal." if refused else ".")]
+    if len(names) > 1:
+        lines.append("Without --assignment (or --zip) the batch cannot know which one a notebook is: each counts.")
+    return "\n".join([bar, *(f"!!! {line}" for line in lines), bar])
+
+
+def zip_assignment(uploaded: Path) -> str:
+    """The assignment a zip built by `run_autograder build` holds (exactly one)."""
+    try:
+        with zipfile.ZipFile(uploaded) as archive:
+            names = sorted({m.group(1) for n in archive.namelist() if (m := _MEMBER.fullmatch(n))})
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read the zip {uploaded}: {error}") from None
+    if len(names) != 1:
+        raise ValueError(f"{uploaded} holds {len(names)} assignments ({', '.join(names) or 'none'}); a zip built by "
+                         f"`run_autograder build` holds one")
+    return names[0]
+
+
+def zip_secret(uploaded: Path, name: str) -> str:
+    """The secret shipped in the zip for `name`."""
+    data = _read_member(uploaded, f"autograder/assignments/{name}/secret")
+    secret = (data or b"").decode("utf-8", errors="replace").strip()
+    if not secret:
+        raise ValueError(f"{uploaded} holds no secret for {name} (autograder/assignments/{name}/secret)")
+    return secret
+
+
+def rubric_in_use(name: str, env: dict[str, str] | None = None) -> Path | None:
+    """The rubric file the grader reads: $AUTOGRADER_RUBRIC when set (in `env`, default os.environ), else the
+    assignment's own, if any."""
+    given = (os.environ if env is None else env).get(RUBRIC_VARIABLE)
+    path = Path(given) if given else load_assignment(name).folder / RUBRIC_FILE
+    return path if path.is_file() else None
+
+
+def grader_version(name: str) -> str:
+    """A hash of what grades `name`: the files its zip would ship, less the secret and the rubric (keyed apart)."""
+    digest = hashlib.sha256()
+    for member, path in _grader_files(name).items():
+        digest.update(member.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def grader_env(env: dict[str, str | None], base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (os.environ by default) with `env` applied: a None value removes the variable."""
+    merged = dict(os.environ if base is None else base)
+    for k, v in env.items():
+        if v is None:
+            merged.pop(k, None)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _inputs(names: tuple[str, ...], env: dict[str, str | None], notes: list[str] | None = None) -> Inputs:
+    """Resolved as the graders, which get grader_env(env), resolve them."""
+    key, dev = {}, []
+    for name in names:
+        secret, is_default = env.get(secret_variable(name)), False
+        if secret is None:
+            secret, is_default = load_assignment(name).secret()
+        if is_default or secret == DEV_SECRET:
+            dev.append(name)
+        rubric = rubric_in_use(name, grader_env(env))
+        key[name] = {"secret": _sha256(secret.encode()), "rubric": _sha256(rubric.read_bytes()) if rubric else "none",
+                     "grader": grader_version(name)}
+    return Inputs(names, env, key, tuple(dev), tuple(notes or ()))
+
+
+def _grader_files(name: str) -> dict[str, Path]:
+    from autograder.build import BuildError, zip_members  # staff side only; build imports the grader
+    try:
+        members = zip_members(load_assignment(name))
+    except BuildError as error:
+        raise ValueError(str(error)) from None
+    return {m: p for m, p in sorted(members.items()) if not m.endswith(f"/{RUBRIC_FILE}")}
+
+
+def _differences(uploaded: Path, name: str) -> list[str]:
+    """Grader files whose bytes differ between the zip and this checkout (or that only one of them has)."""
+    ours = _grader_files(name)
+    with zipfile.ZipFile(uploaded) as archive:
+        theirs = {n for n in archive.namelist() if not n.endswith("/")}
+        changed = [m for m, p in ours.items() if m not in theirs or archive.read(m) != p.read_bytes()]
+    skipped = {"requirements.txt", f"autograder/assignments/{name}/secret",
+               f"autograder/assignments/{name}/{RUBRIC_FILE}"}
+    return sorted(changed + [m for m in theirs - set(ours) - skipped if not m.startswith("requirements")])
+
+
+def _read_member(uploaded: Path, member: str) -> bytes | None:
+    with zipfile.ZipFile(uploaded) as archive:
+        try:
+            return archive.read(member)
+        except KeyError:
+            return None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

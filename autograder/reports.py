@@ -1,0 +1,112 @@
+"""A batch's reports: grades.csv (a row per student, ready for a gradebook), summary.csv (a row per test) and the
+console summary.
+
+Every text cell is neutralised by OWASP's rule for CSV injection: one that begins with `=`, `+`, `-`, `@`, a
+tab, a carriage return or a line feed gets a leading single quote, so a spreadsheet shows it instead of running
+it. Notebook names, submitter names and details all come from students. Numbers the batch computed are written
+as numbers (a negative score stays `-2`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from autograder.batch import Row
+
+__all__ = ["FORMULA_START", "GRADES_COLUMNS", "STATUSES", "cell", "changed", "summary_text", "write_reports"]
+
+STATUSES = ("ok", "timeout", "crashed", "invalid")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+GRADES_COLUMNS = ("submission", "name", "email", "sid", "file", "status", "total", "gradescope_score", "changed",
+                  "max_total")  # then one column per test number, then "detail"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")  # terminal escapes included
+
+
+def cell(value: object) -> str:
+    """One CSV cell: numbers as numbers, text neutralised."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def changed(ours: float | None, recorded: float | None) -> str:
+    """yes / no: whether our total differs from the score Gradescope recorded; blank when either is unknown."""
+    if ours is None or recorded is None:
+        return ""
+    return "yes" if abs(ours - recorded) > 1e-6 else "no"
+
+
+def write_reports(rows: list[Row], out: Path) -> None:
+    """grades.csv: a row per student (a group's members each get the group's row); summary.csv: a row per test."""
+    tests: dict[str, list[dict]] = {}
+    for row in rows:
+        for number, test in _scored(row.results).items():
+            tests.setdefault(number, []).append(test)
+    numbers = sorted(tests, key=lambda n: tuple(int(p) if p.isdigit() else 0 for p in n.split(".")))
+    _write(out / "grades.csv", [*GRADES_COLUMNS, *numbers, "detail"],
+           (line for row in rows for line in _grade_lines(row, numbers)))
+    _write(out / "summary.csv", ["number", "name", "max_score", "mean", "full_marks", "graded"],
+           ([number, tests[number][0]["name"], tests[number][0]["max_score"],
+             f"{sum(t['score'] for t in tests[number]) / len(tests[number]):.3f}",
+             sum(t["score"] >= t["max_score"] for t in tests[number]), len(tests[number])] for number in numbers))
+
+
+def summary_text(rows: list[Row], out: Path) -> str:
+    """The console report: statuses, the mean total, changes from Gradescope, what was not ok, where the files are."""
+    counts = Counter(row.status for row in rows)
+    totals = [row.results["score"] for row in rows if row.results is not None]
+    moved = [row for row in rows if changed(_total(row), row.entry.recorded_score) == "yes"]
+    lines = [f"{len(rows)} submissions ({sum(row.skipped for row in rows)} skipped as already graded with the same "
+             f"secret, rubric and grader; --force regrades them): " + ", ".join(f"{counts[s]} {s}" for s in STATUSES),
+             f"mean total {sum(totals) / len(totals):.2f}" if totals else "no results"]
+    if any(row.entry.recorded_score is not None for row in rows):
+        lines.append(f"{len(moved)} totals differ from the score Gradescope recorded (changed=yes in grades.csv)")
+    lines.append(f"grades: {out / 'grades.csv'}; per test: {out / 'summary.csv'}")
+    lines += [f"  {r.status:<8} {_printable(r.entry.key)}: {_printable(r.detail)}"
+              for r in rows if r.status != "ok"][:30]
+    return "\n".join(lines)
+
+
+def _grade_lines(row: Row, numbers: list[str]) -> Iterable[list]:
+    scored, results = _scored(row.results), row.results or {}
+    notebook = (results.get("extra_data") or {}).get("notebook") or _graded_name(results.get("output", ""))
+    file = row.entry.path.name + (f"/{notebook}" if notebook and row.entry.path.is_dir() else "")
+    ours = _total(row)
+    values = [row.status, ours, row.entry.recorded_score, changed(ours, row.entry.recorded_score),
+              sum(t["max_score"] for t in scored.values()) if row.results else None,
+              *(scored[n]["score"] if n in scored else None for n in numbers), row.detail]
+    for person in row.entry.submitters or (None,):
+        who = [person.name, person.email, person.sid] if person else ["", "", ""]
+        yield [row.entry.key, *who, file, *values]
+
+
+def _total(row: Row) -> float | None:
+    return float(row.results["score"]) if row.results is not None else None
+
+
+def _graded_name(output: str) -> str:
+    """The graded notebook's name from the summary's first line (`Graded `x.ipynb` as ...`); display only."""
+    found = re.match(r"Graded `([^`\n]+)` as ", output)
+    return found.group(1) if found else ""
+
+
+def _scored(results: dict | None) -> dict[str, dict]:
+    """Test number (or name) -> test, for the scored tests: the hidden 0-point staff log is not one."""
+    return {t.get("number") or t["name"]: t for t in (results or {}).get("tests", []) if t.get("max_score", 0) > 0}
+
+
+def _write(path: Path, header: list[str], lines: Iterable[list]) -> None:
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow([cell(h) for h in header])
+        writer.writerows([cell(v) for v in line] for line in lines)
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub("?", text)
