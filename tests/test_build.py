@@ -252,7 +252,8 @@ def test_the_unzipped_autograder_grades_like_the_golden_results(checked_zip, tmp
     expected = {"solution": (ROOT / "solution/notebooks" / f"{PART1}.ipynb", set()),
                 "template": (ROOT / "student_template" / f"{PART1}.ipynb", set(rubric))}
     expected |= {name: (CORPUS / f"{name}.ipynb", EXPECTED_FAILURES[name]) for name in WRONG}
-    env = {k: v for k, v in os.environ.items() if k != "AUTOGRADER_SECRET"}
+    # as on Gradescope: no secret or rubric from the environment, only the zip's own
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOGRADER_SECRET", "AUTOGRADER_RUBRIC"))}
     runs = {}
     for name, (notebook, _) in expected.items():
         home = tmp_path / name  # an /autograder of its own: submission/ and results/
