@@ -1,13 +1,15 @@
-"""The Part 2 GPU harness: each submission's LoRA on a BERT of bert-base's shape, for graders.
+"""The Part 2 harness: each submission's LoRA, with its own configuration, at bert-base's shape, for graders.
 
     python -m autograder.gpu_harness NOTEBOOK_OR_FOLDER... [--device auto|cuda|cpu] [--json FILE]
-                                     [--config base|small] [--memory-mb MB]
+                                     [--config auto|base|small] [--memory-mb MB]
 
-Per submission, in the grader's sandbox (only the notebook's imports and definitions run; nothing downloads):
-trainable / total parameters at r = 1, 16, 256 against the reference's, the largest |logits with LoRA - logits of
-the base| of a fresh model (must be exactly 0), whether an Adam step leaves every pretrained weight bit-identical,
-whether merging B A into W0 keeps the outputs, and forward times of the base and LoRA models. The model is
-random-init `BertForSequenceClassification(BertConfig(num_labels=5))`; `--config small` is the CI-sized one.
+Per submission, in the grader's sandbox (only the notebook's imports and definitions run; nothing downloads), two
+measurement calls. Counts: `BertForSequenceClassification(BertConfig(num_labels=5))` built on the meta device (no
+weights), the submission's `get_lora_model` applied with its config cell's targets, alpha and dropout at r = 1, 16,
+256: trainable / total parameters against the handout's, how many layers were wrapped, which parameters train.
+Numerics, on a real random-init model (`--config`: small on a CPU, bert-base on a GPU), at the config cell's r:
+the largest |logits with LoRA - logits of the base| of a fresh model (must be exactly 0), whether an SGD step leaves
+every pretrained weight bit-identical, whether merging B A into W0 keeps the outputs, and forward times.
 Prints a Markdown table and writes everything as JSON. One bad submission costs its row, never the batch.
 """
 
@@ -20,11 +22,12 @@ import sys
 import traceback
 from pathlib import Path
 
+from autograder import grade
 from autograder.assignment import ASSIGNMENTS, Call, load_assignment
 from autograder.assignments.hw4_part2 import SMALL_BERT, notebook_constants
+from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.probes import p2_counts
 from autograder.errors import SubmissionError
-from autograder.grade import PROTECTED, ROOT, build_request
 from autograder.notebook import find_notebooks, load_notebook
 from autograder.sandbox import Limits, run_worker
 
@@ -35,16 +38,19 @@ BASE_BERT = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "
              "intermediate_size": 3072, "max_position_embeddings": 512, "num_labels": 5}  # BertConfig()'s defaults
 # HW4_INTERFACE.md: rank -> (trainable, total) for bert-base-uncased with 5 labels.
 EXPECTED_BASE_COUNTS = {1: (40_709, 109_522_949), 16: (593_669, 110_075_909), 256: (9_441_029, 118_923_269)}
+EXPECTED_WRAPPED = 24  # 12 layers x (query, value)
+TARGETS = ("query", "value")
 CONFIGS = {"base": BASE_BERT, "small": SMALL_BERT}
 # The course's batch (64 x 128 tokens) on a GPU; on a CPU, bert-base at that size takes ~30 s a pass.
 BATCHES = {("base", "cuda"): {"rows": 64, "length": 128, "repeats": 20, "warmup": 3},
            ("base", "cpu"): {"rows": 8, "length": 64, "repeats": 3, "warmup": 1},
            ("small", "cuda"): {"rows": 64, "length": 128, "repeats": 20, "warmup": 3},
            ("small", "cpu"): {"rows": 8, "length": 32, "repeats": 5, "warmup": 1}}
-# bert-base plus its LoRA copies needs a few GB of host memory. Where the sandbox has no cgroup, memory_mb caps
-# address space, and CUDA reserves address space for all of the GPU's memory: hence the large CUDA default.
+# Counting on the meta device costs no weights, so `small` fits Gradescope's 768 MB box. A real bert-base plus
+# its LoRA copy needs a few GB of host memory. Where the sandbox has no cgroup, memory_mb caps address space, and
+# CUDA reserves address space for all of the GPU's memory: hence the large CUDA default.
 LIMITS = {"base": Limits(wall_seconds=900, cell_timeout=870, memory_mb=12_000),
-          "small": Limits(wall_seconds=300, cell_timeout=270, memory_mb=2_000)}
+          "small": Limits(wall_seconds=300, cell_timeout=270, memory_mb=1_000)}
 CUDA_MEMORY_MB = 262_144
 MERGE_RTOL = 1e-4  # merged vs unmerged logits, relative to the largest logit
 
@@ -52,19 +58,16 @@ MERGE_RTOL = 1e-4  # merged vs unmerged logits, relative to the largest logit
 @dataclasses.dataclass(frozen=True)
 class HarnessSettings:
     device: str = "auto"  # "auto" (cuda when available), "cuda" or "cpu"
-    config: str = "base"  # "base" (bert-base's shape) or "small" (CI)
-    ranks: tuple[int, ...] = (1, 16, 256)  # LoRA ranks whose parameter counts are checked
-    main_rank: int = 16  # the rank of the delta, step, merge and timing checks
+    config: str = "auto"  # the numeric checks' model: "base" (bert-base's shape), "small", "auto" (base on cuda)
+    ranks: tuple[int, ...] = (1, 16, 256)  # LoRA ranks whose parameter counts are checked (always bert-base)
     seed: int = 1337  # model init and inputs
     memory_mb: int | None = None  # sandbox memory; None: the config's default
 
     def __post_init__(self):
         if self.device not in ("auto", "cuda", "cpu"):
             raise ValueError(f"device must be auto, cuda or cpu, got {self.device!r}")
-        if self.config not in CONFIGS:
-            raise ValueError(f"config must be one of {sorted(CONFIGS)}, got {self.config!r}")
-        if self.main_rank not in self.ranks:
-            raise ValueError(f"main_rank {self.main_rank} must be one of the ranks {self.ranks}")
+        if self.config not in ("auto", *CONFIGS):
+            raise ValueError(f"config must be auto or one of {sorted(CONFIGS)}, got {self.config!r}")
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -72,19 +75,28 @@ class HarnessSettings:
         import torch
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def limits(self, device: str) -> Limits:
-        memory_mb = self.memory_mb or (CUDA_MEMORY_MB if device == "cuda" else LIMITS[self.config].memory_mb)
-        return dataclasses.replace(LIMITS[self.config], memory_mb=memory_mb)
+    def resolved_config(self, device: str) -> str:
+        return self.config if self.config != "auto" else "base" if device == "cuda" else "small"
 
-    def probe_args(self, device: str) -> dict:
-        return {"config": CONFIGS[self.config], "seed": self.seed, "ranks": list(self.ranks),
-                "main_rank": self.main_rank, "lora_alpha": 32, "lora_dropout": 0.1, "device": device,
-                "preload": _cuda_driver_paths() if device == "cuda" else [], **BATCHES[self.config, device]}
+    def limits(self, device: str) -> Limits:
+        base = LIMITS[self.resolved_config(device)]
+        return dataclasses.replace(base, memory_mb=self.memory_mb or (CUDA_MEMORY_MB if device == "cuda"
+                                                                       else base.memory_mb))
+
+    def calls(self, device: str, own: dict, constants: dict) -> list[Call]:
+        config = self.resolved_config(device)
+        timeout = self.limits(device).cell_timeout
+        counts = {"config": BASE_BERT, "ranks": list(self.ranks), "student": own, "constants": constants}
+        numeric = {"config": CONFIGS[config], "seed": self.seed, "student": own, "device": device,
+                   "constants": constants, "preload": _cuda_driver_paths() if device == "cuda" else [],
+                   **BATCHES[config, device]}
+        return [Call("counts", "probe_harness_counts", counts, timeout=timeout),
+                Call("numeric", "probe_harness_numeric", numeric, timeout=timeout)]
 
 
 def _cuda_driver_paths() -> list[str]:
     """The CUDA driver libraries this process loaded. The sandbox scrubs LD_LIBRARY_PATH, through which some
-    machines find the driver; the kernel loads them by path before its first CUDA call."""
+    machines find the driver; the measurement process loads them by path before its first CUDA call."""
     import torch
     torch.cuda.is_available()  # loads the driver
     try:
@@ -107,12 +119,14 @@ def reference_counts(config: dict, ranks: tuple[int, ...]) -> dict[str, list[int
                 for r in ranks}
 
 
-def _request(notebook, call: Call) -> dict:
-    """What grade.py sends the worker, with the harness's probes after the assignment's."""
+def _measure(notebook, calls: list[Call], limits: Limits):
+    """The sandboxed run that `grade` uses, with the harness's probes after the assignment's."""
     assignment = load_assignment("hw4_part2")
-    setup = Call("setup", "probe_setup", {"constants": notebook_constants(notebook), "device": call.args["device"]})
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
-    return build_request(notebook, assignment, [setup, call], probes_source=probes)
+    if hasattr(grade, "measure"):
+        return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits)
+    protected = [grade.ROOT / p for p in assignment.reference_paths + grade.PROTECTED] + [ASSIGNMENTS]
+    return run_worker(grade.build_request(notebook, assignment, calls, probes_source=probes), limits, protected)
 
 
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],
@@ -121,10 +135,10 @@ def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[s
     row = {"submission": name or path.name, "path": str(path), "problem": None}
     try:
         notebook = load_notebook(path)
-        limits = settings.limits(device)
-        call = Call("harness", "probe_harness", settings.probe_args(device), timeout=limits.cell_timeout)
-        protected = [ROOT / p for p in load_assignment("hw4_part2").reference_paths + PROTECTED] + [ASSIGNMENTS]
-        run = run_worker(_request(notebook, call), limits, protected)
+        reading = read_config(notebook)
+        row["lora_config"], row["config_problem"] = reading.effective.to_json(), reading.problem
+        calls = settings.calls(device, reading.effective.to_json(), notebook_constants(notebook))
+        run = _measure(notebook, calls, settings.limits(device))
     except SubmissionError as error:
         row["problem"] = error.student_message
         return row
@@ -135,27 +149,33 @@ def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[s
     if run.reply is None:
         row["problem"] = run.problem
         return row
-    observation = run.reply.get("probes", {}).get("harness", {})
-    if not observation.get("ok"):
-        row["problem"] = str(observation.get("error", "no result"))[:800]
-        return row
-    row.update(_judge(observation["value"], expected))
+    observed = {}
+    for call in calls:
+        observation = run.reply.get("probes", {}).get(call.name, {})
+        if not observation.get("ok"):
+            row["problem"] = f"{call.name}: " + str(observation.get("error", "no result"))[:800]
+            return row
+        observed[call.name] = observation["value"]
+    row.update(_judge(observed["counts"], observed["numeric"], expected))
     return row
 
 
-def _judge(value: dict, expected: dict[str, list[int]]) -> dict:
+def _judge(counts: dict, numeric: dict, expected: dict[str, list[int]]) -> dict:
     ranks = {}
     for r, want in expected.items():
-        got = value.get("ranks", {}).get(r, {"error": "not measured"})
-        ranks[r] = {**got, "expected": want, "ok": got.get("counts") == want}
-    judged = {"ranks": ranks, "config_error": value.get("config_error"), "device_name": value.get("device_name")}
-    if "init_max_diff" in value:
-        merge = value["merge"]
+        got = counts.get("ranks", {}).get(r, {"error": "not measured"})
+        ok = got.get("counts") == want and got.get("wrapped") == EXPECTED_WRAPPED and not got.get("wrong_trainable")
+        ranks[r] = {**got, "expected": want, "ok": ok}
+    kinds = {tuple(e.get("wrapped_kinds", ())) for e in counts.get("ranks", {}).values() if "counts" in e}
+    judged = {"ranks": ranks, "device_name": numeric.get("device_name"), "numeric_error": numeric.get("error"),
+              "wrapped_kinds": sorted(set().union(*kinds)) if kinds else [], "targets_ok": kinds == {TARGETS}}
+    if "init_max_diff" in numeric:
+        merge = numeric["merge"]
         merge["ok"] = ("max_diff" in merge and merge["lora_effect"] > 0
                        and merge["max_diff"] <= MERGE_RTOL * max(1.0, merge["scale"]))
-        judged.update(init_max_diff=value["init_max_diff"], init_exact=value["init_max_diff"] == 0.0,
-                      frozen_base=value["frozen_base"], base_changed=value["base_changed"], merge=merge,
-                      timing_ms=value["timing_ms"])
+        judged.update(init_max_diff=numeric["init_max_diff"], init_exact=numeric["init_max_diff"] == 0.0,
+                      frozen_base=numeric["frozen_base"], base_changed=numeric["base_changed"], merge=merge,
+                      timing_ms=numeric["timing_ms"])
     return judged
 
 
@@ -163,7 +183,7 @@ def run_all(targets: list[Path], settings: HarnessSettings, log=print) -> dict:
     """Every notebook under `targets` (files or folders), in order; returns the JSON report."""
     import torch
     device = settings.resolved_device()
-    expected = reference_counts(CONFIGS[settings.config], settings.ranks)
+    expected = reference_counts(BASE_BERT, settings.ranks)  # counts are always at bert-base's shape
     rows = []
     for target in targets:
         try:
@@ -175,7 +195,8 @@ def run_all(targets: list[Path], settings: HarnessSettings, log=print) -> dict:
             name = str(path.relative_to(target)) if target.is_dir() else str(target)
             log(f"[harness] {name} ...")
             rows.append(run_one(path, settings, device, expected, name))
-    return {"device": device, "config": settings.config, "bert_config": CONFIGS[settings.config],
+    config = settings.resolved_config(device)
+    return {"device": device, "config": config, "bert_config": CONFIGS[config],
             "settings": dataclasses.asdict(settings), "torch": torch.__version__, "expected_counts": expected,
             "submissions": rows}
 
@@ -202,9 +223,15 @@ def _row(row: dict, ranks: list[str]) -> str:
     if row.get("problem"):
         return f"| {name} |" + " |" * (len(ranks) + 5) + f" {_plain(row['problem'], 200)} |"
     cells = [_count_cell(row["ranks"][r]) for r in ranks]
-    notes = [f"MyLoraConfig failed: {_plain(row['config_error'], 80)}"] if row.get("config_error") else []
+    own = row["lora_config"]
+    notes = [f"config r={own['r']}, alpha={own['lora_alpha']}, targets={','.join(own['target_modules'])}"]
+    if not row.get("targets_ok"):
+        notes.append(f"✗ wraps {','.join(row.get('wrapped_kinds') or ['nothing'])}, not query,value")
+    if row.get("config_problem"):
+        notes.append(f"config cell unreadable, the course's used: {_plain(row['config_problem'], 80)}")
     if "init_max_diff" not in row:
-        return f"| {name} | " + " | ".join(cells) + " |" * 6 + " " + "; ".join(notes + ["no LoRA model at r=16"]) + " |"
+        error = _plain(row.get("numeric_error") or "no LoRA model", 120)
+        return f"| {name} | " + " | ".join(cells) + " |" * 6 + " " + "; ".join(notes + [error]) + " |"
     merge, timing = row["merge"], row["timing_ms"]
     merged = f"{_mark(merge['ok'])} {merge.get('method', 'failed')}, Δ {merge['max_diff']:.1e}" if "max_diff" in merge \
         else f"✗ {_plain(merge.get('error', ''), 60)}"
@@ -220,9 +247,11 @@ def _row(row: dict, ranks: list[str]) -> str:
 def markdown(report: dict) -> str:
     ranks = list(report["expected_counts"])
     devices = sorted({r["device_name"] for r in report["submissions"] if r.get("device_name")})
-    head = (f"LoRA harness: `{report['config']}` BERT config, device `{report['device']}` "
-            f"({', '.join(devices) or 'no run'}), torch {report['torch']}. Counts are trainable / total; "
-            f"initial Δ is max |logits LoRA − logits base| at r = 16 (must be 0); forward times are medians in ms.")
+    head = (f"LoRA harness, each notebook with its own config cell: counts at bert-base's shape (meta device), "
+            f"numerics on the `{report['config']}` BERT config, device `{report['device']}` "
+            f"({', '.join(devices) or 'no run'}), torch {report['torch']}. Counts are trainable / total (✓: also "
+            f"{EXPECTED_WRAPPED} layers wrapped, only LoRA and the classifier trainable); initial Δ is max |logits "
+            f"LoRA − logits base| at the config's r (must be 0); forward times are medians in ms.")
     header = ("| submission | " + " | ".join(f"r={r}" for r in ranks) + " | initial Δ | base frozen | merge "
               "| train fwd base → LoRA | eval base / LoRA / merged | notes |")
     rule = "|" + "---|" * (len(ranks) + 7)
@@ -234,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.gpu_harness", description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="+", type=Path, help="notebooks, or folders searched for *.ipynb")
     parser.add_argument("--device", default=defaults.device, choices=("auto", "cuda", "cpu"))
-    parser.add_argument("--config", default=defaults.config, choices=sorted(CONFIGS))
+    parser.add_argument("--config", default=defaults.config, choices=("auto", *sorted(CONFIGS)),
+                        help="the numeric checks' model (auto: base on cuda, small on cpu)")
     parser.add_argument("--json", type=Path, help="also write the full report here")
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb, help="sandbox memory limit")
     args = parser.parse_args(argv)

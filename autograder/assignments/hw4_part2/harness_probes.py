@@ -1,10 +1,14 @@
-"""GPU harness measurements (autograder/gpu_harness.py): the student's LoRA on a BERT of the course's shape.
+"""Harness measurements (autograder/gpu_harness.py): the student's LoRA with the student's own configuration.
 
-Sent to the student's kernel right after probes.py, in the same namespace, so it uses probes.py's helpers
-directly; the grader's tests import it as a module. Per submission: parameter counts for each rank, the largest
-|logits with LoRA - logits of the base| of a fresh model, whether an Adam step leaves every pretrained weight
-bit-identical, whether merging B A into W0 keeps the outputs, and forward times (training mode: base vs LoRA;
-eval mode: base, LoRA, merged). LoRA is applied on the CPU, as on a freshly loaded model, then moved to the device.
+Appended to probes.py's text in the measurement process (same private namespace, so probes.py's helpers are
+plain names here); the grader's tests import it as a module. Two entry points, each its own call and process:
+
+- `probe_harness_counts`: bert-base's shape built on the meta device (no weights: nothing to allocate or
+  initialise), LoRA applied per rank; parameter counts, how many modules were wrapped, and whether exactly the
+  LoRA matrices and the classifier train.
+- `probe_harness_numeric`: a real model (small on a CPU, bert-base on a GPU): the largest |logits with LoRA -
+  logits of the base| of a fresh model, whether an SGD step leaves every pretrained weight bit-identical, whether
+  merging B A into W0 keeps the outputs, and forward times (training mode: base vs LoRA; eval: base, LoRA, merged).
 """
 
 import copy
@@ -14,9 +18,10 @@ import time
 
 import torch
 
-try:  # in the grader; in the kernel, probes.py's text has already defined these names
+try:  # in the grader; in the measurement process, probes.py's text has already defined these names
     from autograder.assignments.hw4_part2.probes import (_p2_describe, p2_apply, p2_batch, p2_bert, p2_counts,
-                                                         p2_lora_modules, p2_make_config, p2_param_groups)
+                                                         p2_lora_modules, p2_make_config, p2_param_groups,
+                                                         p2_sgd_step)
 except ImportError:
     pass
 
@@ -47,17 +52,39 @@ def _p2h_logits(model, batch: dict):
         return model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
 
 
+def _p2h_config(Config, own: dict, r: int):
+    return p2_make_config(Config, r, own["lora_alpha"], own["lora_dropout"], own["target_modules"])
+
+
+def measure_counts(Config, get_lora_model, args: dict, describe=_p2_describe) -> dict:
+    """Per rank, on the meta device: [total, trainable], the number (and last name parts) of LoRA layers, and the trainable
+    parameters that are neither LoRA matrices nor the classifier's (or the LoRA and classifier ones left frozen)."""
+    from transformers import BertConfig, BertForSequenceClassification
+    ranks = {}
+    with torch.device("meta"):
+        base = BertForSequenceClassification(BertConfig(**args["config"]))
+        for r in args["ranks"]:
+            try:
+                model, _ = p2_apply(get_lora_model, copy.deepcopy(base), _p2h_config(Config, args["student"], r))
+                groups = p2_param_groups(model)
+                flags = {n: p.requires_grad for n, p in model.named_parameters()}
+                ranks[str(r)] = {
+                    "counts": p2_counts(model), "wrapped": len(p2_lora_modules(model)),
+                    "wrapped_kinds": sorted({name.rsplit(".", 1)[-1] for name, _ in p2_lora_modules(model)}),
+                    "wrong_trainable": sorted(n for n, g in groups.items() if flags[n] != (g != "base"))[:5]}
+            except Exception as error:
+                ranks[str(r)] = {"error": describe(error)}
+    return {"ranks": ranks}
+
+
 def p2h_step(lora, batch: dict, lr: float) -> dict:
-    """One Adam step on the trainable parameters (B made non-zero first); which pretrained weights moved."""
+    """One SGD step on the trainable parameters (B made non-zero first); which pretrained weights moved."""
     with torch.no_grad():
         for _, module in p2_lora_modules(lora):
             module.lora_B.weight.normal_(0, 0.02)
     groups = p2_param_groups(lora)
     before = {n: p.detach().clone() for n, p in lora.named_parameters()}
-    lora.train()
-    optimizer = torch.optim.Adam([p for p in lora.parameters() if p.requires_grad], lr=lr)
-    lora(**batch).loss.backward()
-    optimizer.step()
+    p2_sgd_step(lora, batch, lr)
     after = dict(lora.named_parameters())
     changed = [n for n in groups if not torch.equal(before[n], after[n].detach())]
     base_changed = [n for n in changed if groups[n] == "base"]
@@ -81,28 +108,20 @@ def p2h_merge(lora, lora_alpha: float, r: int) -> str:
     return "course formula"
 
 
-def measure_harness(Config, get_lora_model, args: dict, describe=_p2_describe) -> dict:
+def measure_numeric(Config, get_lora_model, args: dict, describe=_p2_describe) -> dict:
+    """The student's configuration on a real model: initial delta, frozen base after a step, merge, timing."""
     device = torch.device(args["device"])
     for path in args.get("preload", []):
         ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was requested but is not available inside the sandbox")
-    timing = {"repeats": args["repeats"], "warmup": args["warmup"]}
+    own, timing = args["student"], {"repeats": args["repeats"], "warmup": args["warmup"]}
+    result = {"device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     base = p2_bert(args["config"], args["seed"])
-    result = {"ranks": {}, "config_error": None, "device_name": torch.cuda.get_device_name(device)
-              if device.type == "cuda" else "cpu"}
-    lora = None
-    for r in args["ranks"]:
-        try:
-            config, result["config_error"] = p2_make_config(Config, r, args["lora_alpha"], args["lora_dropout"],
-                                                            describe)
-            model, _ = p2_apply(get_lora_model, copy.deepcopy(base), config)
-            result["ranks"][str(r)] = {"counts": p2_counts(model)}
-            if r == args["main_rank"]:
-                lora = model
-        except Exception as error:
-            result["ranks"][str(r)] = {"error": describe(error)}
-    if lora is None:
+    try:
+        lora, _ = p2_apply(get_lora_model, copy.deepcopy(base), _p2h_config(Config, own, own["r"]))
+    except Exception as error:
+        result["error"] = describe(error)
         return result
     batch = {k: v.to(device) for k, v in p2_batch(args["config"], args["seed"], args["rows"], args["length"]).items()}
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
@@ -122,7 +141,7 @@ def measure_harness(Config, get_lora_model, args: dict, describe=_p2_describe) -
     timing["eval_lora"] = p2h_forward_ms(lora, inputs, False, args["repeats"], args["warmup"])
     merge = {"lora_effect": float((unmerged - want).abs().max())}
     try:
-        merge["method"] = p2h_merge(lora, args["lora_alpha"], args["main_rank"])
+        merge["method"] = p2h_merge(lora, own["lora_alpha"], own["r"])
         merged = _p2h_logits(lora, batch)
         merge["max_diff"] = float((merged - unmerged).abs().max())
         merge["scale"] = float(unmerged.abs().max())
@@ -133,5 +152,15 @@ def measure_harness(Config, get_lora_model, args: dict, describe=_p2_describe) -
     return result
 
 
-def probe_harness(args):
-    return measure_harness(*_p2_lora_functions(), args, describe=_autograder.describe)
+def _p2h_functions(args, device: str) -> tuple:
+    p2_defaults(_autograder.namespace, args.get("constants", {}), device)
+    return _p2_lora_functions({})
+
+
+def probe_harness_counts(args):
+    # Student code that moves tensors `.to(device)` must stay on the meta device here.
+    return measure_counts(*_p2h_functions(args, "meta"), args, describe=_autograder.describe)
+
+
+def probe_harness_numeric(args):
+    return measure_numeric(*_p2h_functions(args, args["device"]), args, describe=_autograder.describe)

@@ -68,3 +68,11 @@ def grade_in_process(notebook: Notebook, seed_name: str = "corpus") -> dict[str,
         return {case.number: case for case in run_cases(ASSIGNMENT.cases_path, submission)[0]}
     finally:
         torch.set_num_threads(previous)
+
+
+def lora_functions(notebook: Notebook) -> tuple:
+    """(MyLoraConfig, get_lora_model) as the measurement process loads them: get_lora_model's globals hold the
+    notebook's imports and definitions."""
+    namespace = student_namespace(notebook)
+    load = _loader(notebook, namespace)
+    return load("MyLoraConfig"), load("get_lora_model")
