@@ -1,9 +1,14 @@
 """The Part 2 notebooks: the solution's graded cells are the reference and pass the public checks; the template's
-stubs fail there and only there. Cells are run in-process by id (the data and training cells need a download)."""
+stubs fail there and only there. Cells are found by their content, not their ids (the notebooks may carry none),
+and run in-process: the imports and definitions, with the notebook's literal constants (the data and training
+cells need a download)."""
 
 import nbformat
 import pytest
 import torch
+
+from autograder.assignments.hw4_part2 import last_layer_cell, notebook_constants
+from autograder.notebook import load_notebook, python_source
 
 from solution.finetune.train import weighted_f1
 from solution.lora import MyLoraConfig, get_lora_model, get_model_params_info
@@ -13,7 +18,6 @@ transformers = pytest.importorskip("transformers", reason="transformers is a run
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
 NAME = "hw4_part2"
-DEFINITIONS = ("imports", "setup", "helpers", "lora-config", "lora-layer", "get-lora-model")
 TINY = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=20,
             max_position_embeddings=32, num_labels=5)
 
@@ -27,22 +31,27 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def cells(path) -> dict[str, str]:
-    notebook = nbformat.read(path, as_version=4)
-    return {cell.id: cell.source for cell in notebook.cells if cell.cell_type == "code"}
+def cell_with(path, text: str) -> str:
+    """The source of the one code cell that contains `text`."""
+    (source,) = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and text in c.source]
+    return source
 
 
-def run_cells(path, ids) -> dict:
-    namespace = {"__name__": "__notebook__"}
-    sources = cells(path)
-    for cell_id in ids:
-        exec(compile(sources[cell_id], f"{path.name}:{cell_id}", "exec"), namespace)
+def definitions(path) -> dict:
+    """The notebook's literal constants, imports and definitions, as the grader's measurement process holds them."""
+    notebook = load_notebook(path)
+    namespace = {"__name__": "__notebook__", **notebook_constants(notebook)}
+    for cell in notebook.definitions_only():
+        exec(compile(python_source(cell["source"]), f"{path.name}:{cell['id']}", "exec"), namespace)
     return namespace
 
 
 @pytest.fixture(scope="module")
 def solution_ns():
-    return run_cells(build.SOLUTION_DIR / f"{NAME}.ipynb", DEFINITIONS + ("check-lora-layer",))
+    path = build.SOLUTION_DIR / f"{NAME}.ipynb"
+    namespace = definitions(path)
+    exec(compile(cell_with(path, "MyLoraLayer checks passed"), "check-lora-layer", "exec"), namespace)
+    return namespace
 
 
 def test_solution_graded_cells_equal_the_reference(solution_ns):
@@ -77,13 +86,13 @@ def test_notebook_f1_and_merge_helper_agree_with_the_reference(solution_ns):
     preds, labels = torch.randint(0, 5, (200,), generator=g), torch.randint(0, 5, (200,), generator=g)
     assert ns["weighted_f1"](preds, labels) == pytest.approx(weighted_f1(preds, labels, 5))
     # merge_and_unload (cell "timing") must give the unmerged model's logits with the base architecture.
-    timing_source = cells(build.SOLUTION_DIR / f"{NAME}.ipynb")["timing"]
+    timing_source = cell_with(build.SOLUTION_DIR / f"{NAME}.ipynb", "def merge_and_unload")
     definitions, found, _ = timing_source.partition("\n\n\nbatch = ")  # the helpers, not the bert-base timing
     assert found, "cell 'timing' no longer starts with its helper definitions"
     exec(compile(definitions, "timing-defs", "exec"), ns)
     torch.manual_seed(0)
     model = ns["get_lora_model"](BertForSequenceClassification(BertConfig(**TINY)),
-                                 ns["MyLoraConfig"](ns["LORA_R"], ns["TARGET_MODULES"], ns["LORA_ALPHA"], 0.0))
+                                 ns["MyLoraConfig"](ns["LORA_R"], ["query", "value"], ns["LORA_ALPHA"], 0.0))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -100,12 +109,14 @@ def test_notebook_f1_and_merge_helper_agree_with_the_reference(solution_ns):
 
 def test_template_stubs_fail_only_at_the_fill_in_points():
     path = build.TEMPLATE_DIR / f"{NAME}.ipynb"
-    ns = run_cells(path, DEFINITIONS)  # the definitions themselves run
+    ns = definitions(path)  # the definitions themselves run
     with pytest.raises(NotImplementedError):
-        exec(compile(cells(path)["check-lora-layer"], "check-lora-layer", "exec"), ns)
+        exec(compile(cell_with(path, "MyLoraLayer checks passed"), "check-lora-layer", "exec"), ns)
     with pytest.raises(NotImplementedError):
         ns["MyLoraConfig"](16, ["query"], 32, 0.4)
     with pytest.raises(NotImplementedError):
         ns["get_lora_model"](torch.nn.Linear(2, 2), None)
-    assert "raise NotImplementedError" in cells(path)["last-layer"]
-    assert "raise NotImplementedError" not in "".join(cells(build.SOLUTION_DIR / f"{NAME}.ipynb").values())
+    assert "raise NotImplementedError" in last_layer_cell(load_notebook(path)).source
+    assert "target_modules=[...]" in cell_with(path, "lora_config = MyLoraConfig(")
+    solution = nbformat.read(build.SOLUTION_DIR / f"{NAME}.ipynb", as_version=4)
+    assert "raise NotImplementedError" not in "".join(c.source for c in solution.cells if c.cell_type == "code")
