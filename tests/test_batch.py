@@ -413,7 +413,22 @@ def test_a_batch_grades_with_the_uploaded_zips_secret_and_rubric(tmp_path, fake,
     assert seen[secret_variable("hw4_part1")] == "the uploaded secret"  # over the one exported here
     assert seen["rubric text"] == RUBRIC and seen["rubric folder mode"] == "0o700"
     assert not Path(seen[RUBRIC_VARIABLE]).exists()  # the private copy is gone with the batch
-    assert not any("DEVELOPMENT SECRET" in note for note in notes)
+    assert not any("DEVELOPMENT SECRET" in note or "differs" in note for note in notes)
+
+
+def test_the_batch_names_the_grader_files_in_which_the_checkout_differs_from_the_zip(tmp_path, fake):
+    uploaded = _uploaded(tmp_path)
+    cases = "autograder/assignments/hw4_part1/cases.py"
+    with zipfile.ZipFile(uploaded) as archive:
+        held = {n: archive.read(n) for n in archive.namelist()}
+    with zipfile.ZipFile(uploaded, "w") as archive:
+        for n, data in {**held, cases: held[cases] + b"# fixed a typo after uploading\n"}.items():
+            archive.writestr(n, data)
+    notes = []
+    batch.grade_all(_folder(tmp_path, ["ann"]), tmp_path / "out", jobs=1, uploaded=uploaded, command=fake,
+                    progress=False, warn=notes.append)
+    assert [n for n in notes if "differs" in n] == [
+        f"this checkout's grader differs from {uploaded.name}'s in {cases}: scores may differ from Gradescope's"]
 
 
 def test_a_zip_without_a_rubric_grades_with_the_checkouts(tmp_path, fake, monkeypatch):
