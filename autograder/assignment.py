@@ -22,6 +22,7 @@ from autograder.sandbox import Limits
 __all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
 
 
@@ -32,15 +33,21 @@ def secret_variable(name: str) -> str:
 
 @dataclass(frozen=True)
 class Call:
-    """One probe: `entry(args)` in the student's kernel, its reply stored under `name`."""
+    """One probe: `entry(args)` in a fresh measurement process, its reply stored under `name`. `seed` seeds
+    Python's, numpy's and torch's generators there before the notebook's definitions run."""
 
     name: str
     entry: str
     args: dict
     timeout: int = 60
+    seed: int = 0
 
-    def code(self) -> str:
-        return f"_autograder.call({self.entry}, __import__('json').loads({json.dumps(json.dumps(self.args))}))"
+    def to_json(self) -> dict:
+        return {"name": self.name, "entry": self.entry, "args": self.args, "timeout": self.timeout, "seed": self.seed}
+
+    def key(self) -> str:
+        """Identifies what the reference computes for it (the name is not part of that)."""
+        return json.dumps([self.entry, self.args], sort_keys=True)
 
 
 class Seeds:
@@ -66,6 +73,8 @@ class Assignment:
     reference_paths: tuple[str, ...] = ("solution",)  # relative to the repo root; hidden from the sandbox
     # Public modules the warm start imports once for every worker and kernel (sandbox.warm_start).
     preload: tuple[str, ...] = ()
+    # What the measurement process forbids is described to students as "while your {measured} are measured".
+    measured: str = "definitions"
 
     @property
     def folder(self) -> Path:
@@ -78,6 +87,27 @@ class Assignment:
     @property
     def cases_path(self) -> Path:
         return self.folder / "cases.py"
+
+    @property
+    def rubric_path(self) -> Path:
+        override = os.environ.get("AUTOGRADER_RUBRIC")
+        return Path(override) if override else self.folder / "rubric.yml"
+
+    def rubric(self) -> dict[str, dict]:
+        """Test number -> {"weight", "visibility", "name"} from rubric.yml; {} when the assignment has none."""
+        path = self.rubric_path
+        if not path.exists():
+            return {}
+        import yaml
+        tests = (yaml.safe_load(path.read_text()) or {}).get("tests", [])
+        rubric = {}
+        for entry in tests:
+            number = str(entry["number"])
+            weight, visibility = float(entry["weight"]), entry.get("visibility", "visible")
+            if weight < 0 or visibility not in VISIBILITIES:
+                raise ValueError(f"{path}: test {number}: weight must be >= 0 and visibility one of {VISIBILITIES}")
+            rubric[number] = {"weight": weight, "visibility": visibility, "name": str(entry.get("name", ""))}
+        return rubric
 
     def secret(self) -> tuple[str, bool]:
         """(secret, is_the_development_default): $AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET (one for

@@ -18,10 +18,9 @@ from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
 from autograder.sandbox import Limits, run_worker, warm_start
 
-__all__ = ["grade", "build_request"]
+__all__ = ["grade", "build_request", "measure"]
 
 ROOT = Path(__file__).resolve().parent.parent
-PRELUDE = Path(__file__).with_name("kernel_prelude.py")
 PROTECTED = ("tests",)  # besides each assignment's reference paths and the assignments folder itself
 
 
@@ -89,7 +88,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
     request = build_request(notebook, assignment, calls)
-    protected = [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
+    protected = _protected(assignment)
     reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
     expected: dict = {}
     # The grader idles while the sandbox runs: compute the reference's answers meanwhile. A call whose
@@ -100,7 +99,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     precompute.join()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
-    cases, pytest_log = run_cases(assignment.cases_path, submission)
+    cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
     staff = run.notes + ([f"using the development secret: hidden seeds are predictable"] if is_default else [])
     staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
@@ -112,17 +111,27 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None) -> dict:
-    """What the worker is asked to do: the cells to run, the definitions, the probes and their calls."""
-    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
-    # Without run_all_cells only the imports and definitions run (the worker always runs those before probes).
+    """What the sandbox is asked to do: the measurements (definitions, probes, calls) and the notebook run."""
+    # Without run_all_cells the notebook is not run at all: only its imports and definitions are measured.
     cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
+    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     return {
         "cells": cells,
-        "definition_cells": notebook.definitions_only(),
-        "prelude": PRELUDE.read_text() + f"\n_autograder.definitions = __import__('json').loads({json.dumps(json.dumps(definitions))})\n",
-        "probes": probes_source or assignment.probes_source,
-        "calls": [{"name": c.name, "code": c.code(), "timeout": c.timeout} for c in calls],
+        "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
+                    "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
+                    "calls": [c.to_json() for c in calls]},
     }
+
+
+def measure(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
+            limits: Limits | None = None):
+    """Run `calls` on the notebook in the sandbox (the same path as grading): a WorkerRun."""
+    request = build_request(notebook, assignment, calls, probes_source)
+    return run_worker(request, limits or assignment.limits, _protected(assignment), assignment.preload)
+
+
+def _protected(assignment: Assignment) -> list[Path]:
+    return [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
 
 
 # The reference is a pure function of a call's entry and arguments (grading is deterministic), so a process that
@@ -132,7 +141,7 @@ _answers: dict[tuple[str, str], str] = {}
 
 def _answer_all(reference, calls, into: dict) -> None:
     for call in calls:
-        key = (reference.__module__, call.code())
+        key = (reference.__module__, call.key())
         try:
             if key not in _answers:
                 _answers[key] = json.dumps(reference(call))
@@ -146,7 +155,7 @@ def _answer_all(reference, calls, into: dict) -> None:
 def _grade_without_run(assignment: Assignment, message: str, started: float) -> dict:
     """Every case is still listed, each scoring 0 with the reason, so students see what was expected."""
     submission = Submission(None, None, message, {}, None, None)
-    cases, _ = run_cases(assignment.cases_path, submission)
+    cases, _ = run_cases(assignment.cases_path, submission, assignment.rubric())
     return build_results(cases, f"**Your submission could not be graded.** {message}", time.monotonic() - started,
                          status="invalid", detail=message)
 

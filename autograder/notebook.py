@@ -24,12 +24,16 @@ MAX_NOTEBOOK_BYTES = 20_000_000
 @dataclass(frozen=True)
 class CodeCell:
     index: int  # position among all cells, 0-based
-    id: str
+    id: str  # the cell's id, or a stable stand-in for notebooks without ids (nbformat 4.0, Colab)
     source: str  # as written, magics included
+    position: int = 0  # 1-based among code cells: what Jupyter and Colab let a student count
+    heading: str = ""  # the nearest Markdown heading above it, e.g. "(2d) Adam"
 
     @property
     def label(self) -> str:
-        return f"cell {self.index + 1} (id `{self.id}`)"
+        """How a student finds the cell: by its section's heading and its place among the code cells."""
+        where = f"code cell {self.position}"
+        return f"the code cell under “{self.heading}” ({where})" if self.heading else where
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,9 @@ class Definition:
         return "raise NotImplementedError" in self.source
 
     def to_json(self) -> dict:
-        return {"name": self.name, "bases": list(self.bases), "cell": self.cell.id,
-                "cell_label": self.cell.label, "line": self.line, "source": self.source}
+        """For the measurement process: the source padded so that line numbers are the cell's."""
+        return {"name": self.name, "bases": list(self.bases), "label": self.cell.label,
+                "source": "\n" * (self.line - 1) + self.source}
 
 
 @dataclass
@@ -63,17 +68,23 @@ class Notebook:
         matches = [d for d in self.definitions.get(name, []) if where(d)]
         return matches[-1] if matches else None
 
-    def definitions_only(self) -> list[dict]:
-        """All imports in one cell, then every def and class in notebook order, each cell's in source order:
-        what the probes need, without the notebook's top-level work (and whatever its cell order)."""
-        # One cell per import: one that fails (a package missing on a staff machine) costs only its names.
-        imports = [{"id": f"import-{i}", "source": text} for i, (_, _, text) in enumerate(self.imports)]
-        by_cell: dict[str, list[tuple[int, str]]] = {}
-        for group in self.definitions.values():
-            for d in group:
-                by_cell.setdefault(d.cell.id, []).append((d.line, d.source))
-        return imports + [{"id": cell.id, "source": "\n\n".join(text for _, text in sorted(by_cell[cell.id]))}
-                          for cell in self.cells if cell.id in by_cell]
+    def definition_cells(self) -> list[dict]:
+        """Every top-level import (one each: a missing package costs only its names), then every def and class
+        in notebook order: what the measurements need, without the notebook's top-level work."""
+        imports = [{"label": cell.label, "source": "\n" * (line - 1) + text} for cell, line, text in self.imports]
+        definitions = sorted((d for group in self.definitions.values() for d in group),
+                             key=lambda d: (d.cell.index, d.line))
+        return imports + [{"label": d.cell.label, "source": "\n" * (d.line - 1) + d.source} for d in definitions]
+
+    def sources(self) -> dict[str, str]:
+        """Cell label -> the cell as plain Python, to quote a failing line."""
+        found = {}
+        for cell in self.cells:
+            try:
+                found[cell.label] = python_source(cell.source)
+            except Exception:
+                found[cell.label] = cell.source
+        return found
 
 
 @functools.lru_cache(maxsize=512)  # pure, and asked for the same cells by many cases
@@ -106,21 +117,36 @@ def load_notebook(path: Path) -> Notebook:
             "Download it again from Jupyter with File > Download.") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise SubmissionError(f"`{path.name}` is JSON but not a Jupyter notebook (it has no list of cells).")
-    cells, seen = [], set()
+    cells, seen, heading = [], set(), ""
     for index, raw in enumerate(data["cells"]):
-        if not isinstance(raw, dict) or raw.get("cell_type") != "code":
+        if not isinstance(raw, dict):
             continue
         source = raw.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
+        if raw.get("cell_type") == "markdown":
+            heading = _heading(source) or heading
+            continue
+        if raw.get("cell_type") != "code":
+            continue
         cell_id = str(raw.get("id") or f"cell-{index + 1}")
         if cell_id in seen:  # duplicated cells keep their ids; make them unique for reporting
             cell_id = f"{cell_id}-{index + 1}"
         seen.add(cell_id)
-        cells.append(CodeCell(index, cell_id, source))
+        cells.append(CodeCell(index, cell_id, source, len(cells) + 1, heading))
     notebook = Notebook(path, cells)
     for cell in cells:
         _index_cell(notebook, cell)
     return notebook
+
+
+def _heading(markdown: str) -> str:
+    """The text of the markdown cell's last heading line ("### (2d) Adam" -> "(2d) Adam"), without markup."""
+    found = ""
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("#"):
+            text = line.strip().lstrip("#").strip().replace("**", "").replace("`", "")
+            found = "".join(c for c in text if c not in '<>"')[:60] or found
+    return found
 
 
 def _index_cell(notebook: Notebook, cell: CodeCell) -> None:

@@ -72,8 +72,8 @@ class CaseResult:
 
 
 class _Collector:
-    def __init__(self, submission: Submission):
-        self._submission = submission
+    def __init__(self, submission: Submission, rubric: dict[str, dict]):
+        self._submission, self._rubric = submission, rubric
         self.results: list[CaseResult] = []
 
     @pytest.fixture
@@ -85,13 +85,15 @@ class _Collector:
         outcome = yield
         report = outcome.get_result()
         if report.when == "call" or (report.when == "setup" and report.failed):
-            self.results.append(_result(item, call, report.passed))
+            self.results.append(_result(item, call, report.passed, self._rubric))
 
 
-def _result(item, call, passed: bool) -> CaseResult:
+def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
+    """The case's outcome; its points, name and visibility from the rubric (else its decorators and docstring)."""
     function = item.function
-    doc = (function.__doc__ or item.name).strip().split("\n")[0]
-    weight = float(getattr(function, "__weight__", 0.0))
+    entry = rubric.get(getattr(function, "__number__", ""), {})
+    doc = entry.get("name") or (function.__doc__ or item.name).strip().split("\n")[0]
+    weight = float(entry.get("weight", getattr(function, "__weight__", 0.0)))
     output, staff = "Passed.", ""
     if not passed:
         error = call.excinfo.value if call.excinfo else None
@@ -104,13 +106,14 @@ def _result(item, call, passed: bool) -> CaseResult:
             staff = "".join(traceback.format_exception(error)) if error else "no exception"
     return CaseResult(name=doc, number=getattr(function, "__number__", ""), max_score=weight,
                       score=weight if passed else 0.0, status="passed" if passed else "failed",
-                      output=output, visibility=getattr(function, "__visibility__", "visible"),
+                      output=output, visibility=entry.get("visibility", getattr(function, "__visibility__", "visible")),
                       tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff)
 
 
-def run_cases(cases_path: Path, submission: Submission) -> tuple[list[CaseResult], str]:
+def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] | None = None
+              ) -> tuple[list[CaseResult], str]:
     """Run one assignment's cases in this (trusted) process; returns the results and pytest's log."""
-    collector = _Collector(submission)
+    collector = _Collector(submission, rubric or {})
     log = io.StringIO()
     # Only our plugin (installed pytest plugins such as hypothesis' cost seconds), and no assertion
     # rewriting: the cases raise their own messages. No unraisable-exception plugin: its full garbage

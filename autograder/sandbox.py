@@ -1,58 +1,50 @@
-"""The supervisor side of the sandbox: start worker.py under limits, collect its JSON reply, kill what is left.
+"""Run one submission's worker in the sandbox and collect its two replies: the measurements and the run's report.
 
-Layers, each used where the OS allows and reported in `WorkerRun.notes` where it does not:
-  * an unprivileged user (when the grader runs as root; created on first use);
-  * a cgroup (v1 memory + pids) around the whole tree, which is also how every process is found and killed,
-    a student's detached background processes included;
-  * rlimits on CPU time, file size, core dumps, and processes / address space where there is no cgroup;
-  * a private network namespace (no interface but a down loopback: no network at all);
-  * a scratch working directory, a scrubbed environment, OMP_NUM_THREADS=1, and a wall-clock timeout.
-The reply crosses back on a pipe only the worker holds, as JSON; nothing is unpickled.
-
-A worker is forked from a warm start (zygote.py) when the caller names modules to preload, else started with
-exec; either way the same confinement plan (confine.py) is applied to it before any of its code runs.
+The straight line: a zygote (supervisor/warmstart.py) holding the imports forks a confined run
+(inside/zygote.py); the run's measurement process (inside/measure.py) writes the measurements on a pipe that only
+it holds, and its worker (inside/worker.py) writes the report of the notebook run on another. Both are JSON;
+nothing is unpickled. Whatever happens, the run's processes are killed, its memory is watched while it runs, and
+in the fallback what it left on the host (files in the shared temporary folders, IPC objects, its scratch folder)
+is removed. What each layer did, or why it could not, is in `WorkerRun.notes` for the staff log.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
-import functools
+import fcntl
 import json
 import os
-import pwd
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.confine import CLONE_NEWNET, confine
-from autograder.zygote import ForkedWorker, Zygote, ZygoteError
+from autograder.supervisor import host, processes
+from autograder.supervisor.cgroups import Cgroups
+from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
 __all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "SANDBOX_USER"]
 
-WORKER = Path(__file__).with_name("worker.py")
+ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 REPLY_LIMIT = 32_000_000
-TORCH_ADDRESS_SPACE_MB = 1400  # what a kernel that imported torch maps without touching (VmSize, measured)
-WARM_START_SECONDS = 120  # longer than importing torch on a loaded box; past it, workers start cold
+WARM_START_SECONDS = 120
+WATCH_SECONDS = 0.2
+SLOTS = 8  # concurrent runs on one machine, each with a user of its own
 
 
 @dataclass(frozen=True)
 class Limits:
-    wall_seconds: int = 540  # whole worker run; Gradescope's default box allows 600 s per submission
-    cell_timeout: int = 120  # one notebook cell or one probe
-    memory_mb: int = 1200  # whole process tree (cgroup), or per process address space without one
+    wall_seconds: int = 540  # whole run; Gradescope's default box allows 600 s per submission
+    cell_timeout: int = 120  # one notebook cell or one measurement call
+    memory_mb: int = 1200  # what the run's processes hold of their own (not the pages shared with the zygote)
     max_processes: int = 128  # threads count too
     max_file_mb: int = 64  # largest file the student's code may write
     output_kb_per_cell: int = 1000  # printed output kept per cell
+    scratch_mb: int = 128  # the run's scratch folder (a tmpfs in the full sandbox)
 
 
 @dataclass
@@ -65,139 +57,167 @@ class WorkerRun:
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     problem: str = ""  # why there is no reply, for the student
+    mode: str = ""  # "namespaces" or "fallback"
 
 
 def run_worker(request: dict, limits: Limits, protected: list[Path],
                preload: tuple[str, ...] | None = None) -> WorkerRun:
-    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns.
+    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns."""
+    started, notes = time.monotonic(), []
+    user, slot_lock = _claim_user(notes)
+    try:
+        return _run(request, limits, protected, preload or (), user, notes, started)
+    finally:
+        if slot_lock is not None:
+            os.close(slot_lock)
 
-    With `preload` (module names, () for none), the worker is forked from a warm start that imported them.
-    """
-    started = time.monotonic()
-    notes: list[str] = []
-    user = _sandbox_user(notes)
+
+def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun:
     if user:
-        _make_private(protected)
-        _let_user_run_python(notes)
-    scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
-    groups = _Cgroups.create(limits, notes)
-    plan = _confinement(limits, groups, user, _can_unshare_network(notes))
-    if user:
-        os.chown(scratch, user.pw_uid, user.pw_gid)
-    log = tempfile.TemporaryFile()  # unnamed and root-owned: the worker gets only the file descriptor
-    reply_read, reply_write = os.pipe()
-    request_read, request_write = os.pipe()
+        host.let_user_run_python(INSIDE, notes)
+        for path in protected:  # only the owner (root) may enter: the reference and the hidden cases
+            if path.is_dir():
+                path.chmod(path.stat().st_mode & ~0o077)
+    zygote = warm_start(preload, user)
+    if not zygote.wait_ready(WARM_START_SECONDS):
+        notes.append(f"the warm start did not become ready; its log:\n{zygote.log_tail()}")
+        zygote = warm_start(preload, user)
+        if not zygote.wait_ready(WARM_START_SECONDS):
+            return WorkerRun(None, notes=notes, problem="the sandbox could not start")
+    run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
+    groups, scratch = Cgroups({}), None
+    if zygote.mode == "fallback":
+        if user:
+            host.lock_down(ROOT, [*(p for p in host.python_paths() if ROOT in p.parents), INSIDE], run.notes)
+            groups = Cgroups.create(limits, run.notes)
+        else:
+            run.notes.append("not root and no bubblewrap: student code runs as the current user (dry runs only)")
+        scratch = Path(tempfile.mkdtemp(prefix="autograder-run-"))
+        if user:
+            os.chown(scratch, user.pw_uid, user.pw_gid)
+    plan = _plan(limits, zygote.mode, scratch, groups, user)
+    env = _scrubbed_env(plan["scratch"])
+    log = tempfile.TemporaryFile()
+    pipes = {name: os.pipe() for name in ("request", "report", "measurements")}
     request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
                "output_limit": limits.output_kb_per_cell * 1000}
-    process = None
+    request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5}
+    replies: dict[str, list[bytes]] = {"report": [], "measurements": []}
     try:
-        process = _start(plan, scratch, log, request_read, reply_write, preload, notes)
-    except OSError as error:
-        return WorkerRun(None, notes=notes, problem=f"the sandbox could not start: {error}")
-    finally:
-        os.close(reply_write)
-        os.close(request_read)
-        if process is None:  # also when interrupted while waiting for the warm start
-            for fd in (reply_read, request_write):
-                os.close(fd)
-            log.close()
-            groups.remove()
-            shutil.rmtree(scratch, ignore_errors=True)
-    reply_chunks: list[bytes] = []
-    reader = threading.Thread(target=_read_capped, args=(reply_read, reply_chunks), daemon=True)
-    reader.start()
-    run = WorkerRun(None, notes=notes)
+        worker = zygote.spawn([pipes["request"][0], pipes["report"][1], pipes["measurements"][1], log.fileno()],
+                              env, plan)
+    except ZygoteError as error:
+        for read, write in pipes.values():
+            os.close(read)
+            os.close(write)
+        run.problem = f"the sandbox could not start: {error}"
+        return run
+    for name in ("request",):
+        os.close(pipes[name][0])
+    for name in ("report", "measurements"):
+        os.close(pipes[name][1])
+    readers = [threading.Thread(target=_read_capped, args=(pipes[n][0], replies[n]), daemon=True) for n in replies]
+    for reader in readers:
+        reader.start()
+    find = _finder(zygote, user)
+    stop = threading.Event()
+    watch = threading.Thread(target=_watch_memory, args=(find, limits.memory_mb, stop, run), daemon=True)
+    watch.start()
     try:
-        with os.fdopen(request_write, "wb") as stream:
+        with os.fdopen(pipes["request"][1], "wb") as stream:
             stream.write(json.dumps(request).encode())
     except BrokenPipeError:
         pass
     try:
-        run.returncode = process.wait(timeout=limits.wall_seconds)
+        run.returncode = worker.wait(timeout=limits.wall_seconds)
     except subprocess.TimeoutExpired:
         run.timed_out = True
     finally:
-        _kill_tree(process, groups, user)
-        reader.join(timeout=5)
-        run.memory_exceeded, run.peak_memory_mb = groups.memory_report()
+        stop.set()
+        processes.kill_all(find)
+        if groups.paths:
+            processes.kill_all(lambda: sorted(groups.pids()))
+        worker.wait(timeout=10) if not run.timed_out else _forget(worker)
+        for reader in readers:
+            reader.join(timeout=5)
+        exceeded, peak = groups.memory_report()
+        run.memory_exceeded |= exceeded
+        run.peak_memory_mb = peak if peak is not None else run.peak_memory_mb
         groups.remove()
+        if zygote.mode == "fallback":
+            left = host.remove_leftovers(user.pw_uid) if user else []
+            if left:
+                run.notes.append(f"removed what the run left: {', '.join(left[:10])}")
+            host.remove_tree(scratch)
         log.seek(max(0, log.seek(0, 2) - 4000))
-        notes.append("worker log tail:\n" + log.read().decode(errors="replace"))
+        run.notes.append("worker log tail:\n" + log.read().decode(errors="replace"))
         log.close()
-        shutil.rmtree(scratch, ignore_errors=True)
     run.wall_seconds = time.monotonic() - started
-    run.reply, run.problem = _parse_reply(b"".join(reply_chunks), run)
+    run.reply, run.problem = _parse(replies, run)
     return run
 
 
-def _start(plan: dict, scratch: Path, log, request_read: int, reply_write: int, preload: tuple[str, ...] | None,
-           notes: list[str]):
-    """The confined worker: forked by the warm start when there is one, else exec'ed. Popen-like."""
-    env = _scrubbed_env(scratch)
-    zygote = warm_start(preload) if preload is not None and "zygote" not in _disabled() else None
-    if zygote is not None and zygote.wait_ready(WARM_START_SECONDS):
-        try:
-            return zygote.spawn([request_read, reply_write, log.fileno()], str(scratch), env,
-                                {**plan, "relative_address_space": True})
-        except ZygoteError as error:
-            notes.append(f"{error}; starting the worker cold")
-    elif zygote is not None:
-        notes.append(f"the warm start did not become ready; starting the worker cold. Its log:\n{zygote.log_tail()}")
-    return subprocess.Popen([sys.executable, "-I", str(WORKER), str(reply_write)], stdin=request_read,
-                            stdout=log, stderr=subprocess.STDOUT, cwd=scratch, env=env, pass_fds=(reply_write,),
-                            preexec_fn=lambda: confine(plan))
+def _forget(worker) -> None:
+    """A run past its time: its zygote cannot account for it any more; replace the zygote."""
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.zygote.close()
 
 
-_zygotes: dict[tuple[str, ...], Zygote] = {}
-
-
-@atexit.register
-def _close_warm_starts() -> None:
-    for zygote in _zygotes.values():
-        zygote.close()
-
-
-def warm_start(preload: tuple[str, ...]) -> Zygote:
-    """The warm start for `preload`, started now if there is none alive; returns at once (it imports meanwhile).
-
-    Call it early, so that its imports overlap the grader's own work. It lives as long as this process.
-    """
-    zygote = _zygotes.get(preload)
-    if zygote is None or not zygote.alive():
-        zygote = _zygotes[preload] = Zygote(preload, _scrubbed_env(Path(tempfile.gettempdir())))
-    return zygote
-
-
-def _confinement(limits: Limits, groups: "_Cgroups", user, isolate_network: bool) -> dict:
-    """The plan confine.py applies to the worker: plain data, as it crosses to the warm start."""
+def _plan(limits: Limits, mode: str, scratch: Path | None, groups: Cgroups, user) -> dict:
     rlimits = {"RLIMIT_CPU": limits.wall_seconds * 2, "RLIMIT_FSIZE": limits.max_file_mb * 2**20, "RLIMIT_CORE": 0}
+    if mode == "namespaces":
+        return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits}
     if "pids" not in groups.paths and user is not None:
         rlimits["RLIMIT_NPROC"] = limits.max_processes
-    return {
-        "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
-        "unshare_network": isolate_network,
-        "rlimits": rlimits,
-        "address_space_mb": None if "memory" in groups.paths else limits.memory_mb + TORCH_ADDRESS_SPACE_MB,
-        "relative_address_space": False,
-        "uid": user.pw_uid if user else None,
-        "gid": user.pw_gid if user else None,
-    }
+    return {"scratch": str(scratch), "rlimits": rlimits,
+            "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
+            "uid": user.pw_uid if user else None, "gid": user.pw_gid if user else None}
 
 
-def _parse_reply(raw: bytes, run: WorkerRun) -> tuple[dict | None, str]:
+def _finder(zygote: Zygote, user):
+    """How to list the run's processes on the host."""
+    if zygote.mode == "fallback" and user is not None:
+        return lambda: processes.processes_of(user.pw_uid)
+    return lambda: processes.descendants(zygote.host_pid())
+
+
+def _watch_memory(find, limit_mb: int, stop: threading.Event, run: WorkerRun) -> None:
+    """Memory as the run's processes hold it (private pages); over the limit, the run is stopped."""
+    peak = 0.0
+    while not stop.wait(WATCH_SECONDS):
+        used = processes.private_memory_mb(find())
+        peak = max(peak, used)
+        run.peak_memory_mb = round(peak, 1)
+        if used > limit_mb:
+            run.memory_exceeded = True
+            processes.kill_all(find)
+            return
+
+
+def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:
     if run.timed_out:
         return None, "the notebook did not finish within the time limit"
-    if not raw:
-        if run.memory_exceeded:
-            return None, "the notebook ran out of memory"
+    if run.memory_exceeded:
+        return None, "the notebook ran out of memory"
+    decoded = {}
+    for name, chunks in replies.items():
+        raw = b"".join(chunks)
+        if len(raw) >= REPLY_LIMIT:
+            return None, "the grading process produced too much data"
+        try:
+            decoded[name] = json.loads(raw) if raw else None
+        except ValueError:
+            decoded[name] = None
+    measured, report = decoded["measurements"], decoded["report"]
+    if not isinstance(measured, dict):
         return None, f"the grading process stopped without a result (exit status {run.returncode})"
-    if len(raw) >= REPLY_LIMIT:
-        return None, "the grading process produced too much data"
-    try:
-        reply = json.loads(raw)
-    except json.JSONDecodeError:
-        return None, "the grading process produced an unreadable result"
-    return (reply, "") if isinstance(reply, dict) else (None, "the grading process produced an unreadable result")
+    report = report if isinstance(report, dict) else {"cells": [], "events": ["the notebook run left no report"]}
+    reply = {**report, "probes": measured.get("probes", {}),
+             "definition_errors": measured.get("definition_errors", []),
+             "events": report.get("events", []) + measured.get("events", [])}
+    return reply, ""
 
 
 def _read_capped(fd: int, chunks: list[bytes]) -> None:
@@ -209,15 +229,14 @@ def _read_capped(fd: int, chunks: list[bytes]) -> None:
             size += len(chunk)
 
 
-def _scrubbed_env(scratch: Path) -> dict[str, str]:
+def _scrubbed_env(scratch: str) -> dict[str, str]:
     env = {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
+        "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
-        "JUPYTER_RUNTIME_DIR": str(scratch / ".jupyter"), "IPYTHONDIR": str(scratch / ".ipython"),
-        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel imports debugpy, which warns about frozen modules
+        "JUPYTER_RUNTIME_DIR": f"{scratch}/.jupyter", "IPYTHONDIR": f"{scratch}/.ipython",
+        "MPLCONFIGDIR": f"{scratch}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
     }
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see the machine notes: old OpenBLAS needs them
@@ -226,190 +245,41 @@ def _scrubbed_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def _sandbox_user(notes: list[str]) -> pwd.struct_passwd | None:
+def _claim_user(notes: list[str]):
+    """(user, lock): as root, the first of this machine's slot users that no other run holds (flock)."""
     if os.geteuid() != 0:
-        notes.append("not running as root: student code runs as the current user, and the reference is "
-                      "readable to it (local dry runs only; Gradescope runs as root)")
-        return None
-    try:
-        return pwd.getpwnam(SANDBOX_USER)
-    except KeyError:
-        pass
-    created = subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SANDBOX_USER],
-        capture_output=True, text=True)
-    if created.returncode != 0:
-        notes.append(f"could not create user {SANDBOX_USER} ({created.stderr.strip()}): running as nobody")
-        return pwd.getpwnam("nobody")
-    notes.append(f"created the sandbox user {SANDBOX_USER}")
-    return pwd.getpwnam(SANDBOX_USER)
-
-
-def _make_private(paths: list[Path]) -> None:
-    """Only the owner (root) may enter these folders: the reference and the hidden cases."""
-    for path in paths:
-        if path.is_dir():
-            path.chmod(path.stat().st_mode & ~0o077)
-
-
-def _disabled() -> set[str]:
-    """Layers to leave out as a container would refuse them, e.g. "cgroups,netns,zygote": tests exercise fallbacks."""
-    return set(filter(None, os.environ.get("AUTOGRADER_DISABLE", "").split(",")))
-
-
-def _let_user_run_python(notes: list[str]) -> None:
-    """The sandbox user must reach the interpreter, its libraries and worker.py (a venv under /root, say)."""
-    import sysconfig
-    needed = {Path(sys.executable).resolve(), Path(sysconfig.get_paths()["stdlib"]).resolve(),
-              Path(sysconfig.get_paths()["purelib"]).resolve(), WORKER.resolve()}
-    for path in needed:
-        for folder in path.parents:
-            mode = folder.stat().st_mode
-            if not mode & 0o001:
-                folder.chmod(mode | 0o001)  # traverse only: the sandbox can't list or read the folder
-                notes.append(f"granted the sandbox user traverse permission on {folder}")
-
-
-def _can_unshare_network(notes: list[str]) -> bool:
-    if "netns" in _disabled():
-        notes.append("no network isolation: disabled (AUTOGRADER_DISABLE)")
-        return False
-    if os.geteuid() != 0:
-        notes.append("no network isolation: unshare needs root")
-        return False
-    if not _unshare_works():
-        notes.append("no network isolation: this container refuses unshare(CLONE_NEWNET)")
-        return False
-    return True
-
-
-@functools.cache
-def _unshare_works() -> bool:
-    """Tried once per process, in a throwaway child."""
-    pid = os.fork()
-    if pid == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        os._exit(0 if libc.unshare(CLONE_NEWNET) == 0 else 1)
-    _, status = os.waitpid(pid, 0)
-    return status == 0
-
-
-class _Cgroups:
-    """A memory and a pids cgroup (v1) around the worker's tree; inert where cgroups are unavailable."""
-
-    def __init__(self, paths: dict[str, Path]):
-        self.paths = paths
-
-    @classmethod
-    def create(cls, limits: Limits, notes: list[str]) -> "_Cgroups":
-        paths = {}
-        if "cgroups" in _disabled():
-            notes.append("cgroups disabled (AUTOGRADER_DISABLE): falling back to rlimits")
-            return cls({})
-        name = f"autograder-{uuid.uuid4().hex[:12]}"
-        for controller in ("memory", "pids"):
-            path = CGROUP_ROOT / controller / name
-            try:
-                path.mkdir()
-                paths[controller] = path
-            except OSError:
-                pass
-        groups = cls(paths)
+        return None, None
+    folder = Path("/run/autograder")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for slot in range(SLOTS):
+        name = SANDBOX_USER if slot == 0 else f"{SANDBOX_USER}-run{slot}"
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if "memory" in paths:
-                (paths["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
-                swap = paths["memory"] / "memory.memsw.limit_in_bytes"
-                if swap.exists():
-                    swap.write_text(str(limits.memory_mb * 2**20))
-            if "pids" in paths:
-                (paths["pids"] / "pids.max").write_text(str(limits.max_processes))
-        except OSError as error:
-            notes.append(f"cgroup limits could not be set ({error}); using rlimits")
-            groups.remove()
-            groups = cls({})
-        for controller in ("memory", "pids"):
-            if controller not in groups.paths and paths:
-                notes.append(f"no {controller} cgroup: falling back to rlimits for {controller}")
-        if not paths:
-            notes.append("no cgroups (not root, or refused by the container): rlimits on address space and "
-                         "processes instead; a student's detached processes are found by user id")
-        return groups
-
-    def pids(self) -> set[int]:
-        found = set()
-        for path in self.paths.values():
-            try:
-                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
-            except OSError:
-                pass
-        return found
-
-    def memory_report(self) -> tuple[bool, float | None]:
-        path = self.paths.get("memory")
-        if not path:
-            return False, None
-        try:
-            failures = int((path / "memory.failcnt").read_text())
-            peak = int((path / "memory.max_usage_in_bytes").read_text()) / 2**20
-            oom_kills = [line for line in (path / "memory.oom_control").read_text().split("\n")
-                         if line.startswith("oom_kill ")]
-            killed = bool(oom_kills) and int(oom_kills[0].split()[1]) > 0
-            return killed or failures > 0 and peak > 0.9 * int(
-                (path / "memory.limit_in_bytes").read_text()) / 2**20, round(peak, 1)
-        except (OSError, ValueError):
-            return False, None
-
-    def remove(self) -> None:
-        for path in self.paths.values():
-            for _ in range(50):
-                try:
-                    path.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return host.sandbox_user(name, notes), fd
+    raise RuntimeError(f"all {SLOTS} sandbox users are busy")
 
 
-def _kill_tree(process: subprocess.Popen, groups: _Cgroups, user) -> None:
-    """Kill the worker, its kernel and anything they started, detached or not."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for _ in range(100):  # a fork bomb may still be forking: repeat until the cgroup is empty
-        remaining = groups.pids()
-        if not remaining:
-            break
-        for pid in remaining:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
-    if not groups.paths and user is not None:
-        _kill_user_processes(user.pw_uid)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        if isinstance(process, ForkedWorker):
-            process.zygote.close()  # it cannot account for its child: replace it
+_zygotes: dict[tuple, Zygote] = {}
 
 
-def _kill_user_processes(uid: int) -> None:
-    """Without cgroups, the sandbox user's processes are found through /proc."""
-    for _ in range(20):
-        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
+@atexit.register
+def _close_warm_starts() -> None:
+    for zygote in _zygotes.values():
+        zygote.close()
 
 
-def _owner(proc: Path) -> int | None:
-    try:
-        return proc.stat().st_uid
-    except OSError:
-        return None
+def warm_start(preload: tuple[str, ...], user=None) -> Zygote:
+    """The zygote for `preload` and this run's user, started now if none is alive; returns at once."""
+    if user is None and os.geteuid() == 0:
+        user = host.sandbox_user(SANDBOX_USER, [])
+    key = (preload, user.pw_uid if user else None)
+    zygote = _zygotes.get(key)
+    if zygote is None or not zygote.alive() or "zygote" in os.environ.get("AUTOGRADER_DISABLE", ""):
+        if zygote is not None:
+            zygote.close()
+        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None)
+    return zygote

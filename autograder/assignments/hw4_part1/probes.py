@@ -1,12 +1,10 @@
-"""HW4 Part 1 probes: the measurements the cases compare, written once for both sides.
+"""HW4 Part 1 probes: what is measured in the measurement process, with the student's definitions.
 
-The grader imports this module and calls `measure_*` with the reference's classes; the worker sends this
-file's text to the student's kernel, where the `probe_*` entry points call the same `measure_*` functions
-with the student's definitions (located by `_autograder.load`, see kernel_prelude.py). Inputs arrive as
-JSON; results leave as JSON-ready lists and numbers.
+Each entry point runs in a fresh process holding only the notebook's imports and definitions (loaded by
+`_autograder.load`), where torch.optim cannot run. Inputs arrive as JSON; results leave as plain lists and numbers.
+The grader's cases (cases.py) judge them: the optimizers' runs step by step against the update rule (replay.py).
+The reference answers for forward and loss come from the same functions called with the solution's classes.
 """
-
-import os
 
 import torch
 
@@ -42,68 +40,34 @@ def measure_loss(loss, args: dict) -> dict:
     return {"public": _flat(public), "hidden": _flat(hidden), "hidden_shape": list(torch.as_tensor(hidden).shape)}
 
 
-def measure_builtin_adam(Model, train, args: dict) -> dict:
-    model = Model()
-    losses = train(model, torch.tensor(args["X"]), torch.tensor(args["y"]), epochs=args["epochs"],
-                   batch_size=args["batch_size"], lr=args["lr"])
-    return {"losses": _flat(list(losses)), "params": _flat((model.w, model.b))}
-
-
-def measure_optimizer(Optimizer, Model, args: dict, describe=repr) -> dict:
-    """Run `steps` steps from a fresh model on the given data, seeding the global RNG first.
-
-    Returns the parameters after every step, the first gradient, the optimizer's state before the first and
-    after the last step, and one draw from the RNG afterwards (it shows whether sampling kept in step).
-    """
-    X, y = torch.tensor(args["X"]), torch.tensor(args["y"])
-    torch.manual_seed(args["seed"])
-    result = {"trajectory": [], "first_gradient": None, "error": None}
+def measure_optimizer(Optimizer, Model, X, y, kwargs: dict, steps: int, describe=repr) -> dict:
+    """`steps` steps from a fresh model: the parameters after each, the first gradients, the state around them."""
+    result = {"trajectory": [], "gradients": [], "error": None}
     try:
-        optimizer = Optimizer(**args["kwargs"])
+        optimizer = Optimizer(**kwargs)
         model = Model()
         result["state_before"] = _state(optimizer)
-        for step in range(args["steps"]):
-            result["failed_at"] = step + 1
+        for step in range(steps):
             grads = optimizer.calculate_gradient(X, y, model)
-            if step == 0:
-                result["first_gradient"] = _flat(grads)
+            if step < 10:
+                result["gradients"].append(_flat(grads))
             optimizer.apply_gradient(grads, model)
             result["trajectory"].append(_flat((model.w, model.b)))
-        result.pop("failed_at")
         result["state_after"] = _state(optimizer)
-        result["next_draw"] = int(torch.randint(0, 2**30, (1,)))
     except (Exception, SystemExit) as error:  # SystemExit too: a student's exit() must not stop the probe
         result["error"] = describe(error)
     return result
 
 
-def measure_public_protocol(classes: dict, Model, steps: int = 300) -> dict:
-    """The notebook's own checks: seed 10605, then GD, SGD, AdaGrad(0.1), Adam(0.1) on one RNG stream.
-
-    Each optimizer starts from the stream position the notebook reaches when every earlier one-sample
-    optimizer drew exactly `steps` indices, so a fault in SGD does not also fail AdaGrad and Adam.
-    """
-    finals = {}
-    one_sample_before = 0
-    for name, kwargs in (("GD", {}), ("SGD", {}), ("AdaGrad", {"lr": 0.1}), ("Adam", {"lr": 0.1})):
-        torch.manual_seed(10605)
-        X = torch.randn(2000, 2)
-        noise = torch.randn(2000, 1)
-        y = X @ torch.tensor([[4.0], [3.0]]) + 2 + noise
-        for _ in range(one_sample_before * steps):
-            torch.randint(0, len(X), (1,))
-        try:
-            optimizer, model = classes[name](**kwargs), Model()
-            for _ in range(steps):
-                optimizer.apply_gradient(optimizer.calculate_gradient(X, y, model), model)
-            finals[name] = {"params": _flat((model.w, model.b))}
-        except (Exception, SystemExit) as error:
-            finals[name] = {"error": f"{type(error).__name__}: {error}"[:500]}
-        one_sample_before += name != "GD"
-    return finals
+def course_data() -> tuple:
+    """The notebook's data recipe (1b): seed 10605, X, noise, y."""
+    torch.manual_seed(10605)
+    X = torch.randn(2000, 2)
+    noise = torch.randn(2000, 1)
+    return X, X @ torch.tensor([[4.0], [3.0]]) + 2 + noise
 
 
-# Kernel entry points: only called inside the student's kernel, where `_autograder` exists.
+# Entry points: called in the measurement process, where `_autograder` exists.
 
 def probe_forward(args):
     return measure_forward(_autograder.load("LinearModel", base="Module"), args)
@@ -113,34 +77,20 @@ def probe_loss(args):
     return measure_loss(_autograder.load("loss"), args)
 
 
-def probe_builtin_adam(args):
-    return measure_builtin_adam(_autograder.load("LinearModel", base="Module"),
-                                _autograder.load("train_with_torch_adam"), args)
-
-
 def probe_optimizer(args):
+    """A hidden problem (X, y given), the generators seeded by the measurement process for this call."""
     Optimizer = _autograder.load(args["class"])
     Model = _autograder.load("LinearModel", not_base="Module")
-    optim_folder = os.path.dirname(torch.optim.__file__) + os.sep
-    with _autograder.CallWatch([optim_folder]) as watch:
-        result = measure_optimizer(Optimizer, Model, args, describe=_autograder.describe)
-    result["torch_optim_calls"] = watch.hits
-    result["monitor_removed"] = watch.tampered
-    return result
+    return measure_optimizer(Optimizer, Model, torch.tensor(args["X"]), torch.tensor(args["y"]), args["kwargs"],
+                             args["steps"], describe=_autograder.describe)
 
 
-def probe_public_protocol(args):
+def probe_public(args):
+    """The notebook's own evaluation of one optimizer: the course data, torch's stream where the reference's
+    earlier optimizers leave it (`draws` one-index draws), 300 steps with the notebook's hyper-parameters."""
+    X, y = course_data()
+    for _ in range(args["draws"]):
+        torch.randint(0, len(X), (1,))
+    Optimizer = _autograder.load(args["class"])
     Model = _autograder.load("LinearModel", not_base="Module")
-    classes = {}
-    for name in ("GD", "SGD", "AdaGrad", "Adam"):
-        try:
-            classes[name] = _autograder.load(name)
-        except Exception as error:
-            classes[name] = _raiser(error)
-    return measure_public_protocol(classes, Model, args["steps"])
-
-
-def _raiser(error):
-    def missing(*args, **kwargs):
-        raise error
-    return missing
+    return measure_optimizer(Optimizer, Model, X, y, args["kwargs"], args["steps"], describe=_autograder.describe)

@@ -1,17 +1,15 @@
-"""The sandboxed worker: runs a student's notebook in a Jupyter kernel, then the assignment's probes.
+"""The worker, inside the sandbox: the measurement first, then the notebook run top to bottom (report only).
 
-Started by sandbox.py as the unprivileged user, with limits already applied. It reads one JSON request on
-stdin, writes one JSON reply to the file descriptor named on the command line, and nothing else crosses back.
-It imports nothing from the grader: the reference and the hidden cases are not in its view.
+Started by the zygote in a confined run (zygote.py). Before it reads its request it forks the measurement
+process (measure.py) and two kernel seeds, so that none of them holds anything but imports. The measurement
+process gets its part of the request and writes its reply on its own descriptor, which this process closes at
+once; only when it has exited does the notebook run start, so that nothing the notebook starts can serve or
+disturb the measurement. The run's report (cell by cell: ok, error, timeout, died) goes on the report
+descriptor. No score rests on it: the notebook's given cells (1c) use torch.optim, legitimately, here.
 
-Its kernels are forked from the worker itself (KernelSeed), two of them before the request is read: whatever the
-worker imported (ipykernel; torch too when it came from the warm start, zygote.py) is already imported in the
-kernel, and the kernel's memory holds no hidden input. The first replaces a crashed kernel; past that, a kernel is
-started the usual way.
-
-Request:  {"cells": [{"id", "source"}], "definition_cells": [...], "prelude": str, "probes": str,
-           "calls": [{"name", "code", "timeout"}], "cell_timeout": s, "deadline": s, "output_limit": bytes}
-Reply:    {"cells": [{"id", "status", "error"?}], "probes": {name: {"ok", "value"|"error"}}, "events": [str]}
+Request (JSON on stdin): {"cells": [{"id", "source"}], "measure": {...measure.py's request}, "cell_timeout": s,
+           "deadline": s, "output_limit": bytes}
+Report:   {"cells": [{"id", "status", "error"?}], "events": [str], "seconds": {phase: s}, "output_truncated"}
 """
 
 from __future__ import annotations
@@ -33,7 +31,9 @@ from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-PROBE_MIME = "application/x-autograder-observation+json"
+import isolate
+import measure
+
 ERROR_TEXT_LIMIT = 2000
 
 
@@ -126,39 +126,17 @@ def _error_text(error: dict) -> str:
     return text[:ERROR_TEXT_LIMIT]
 
 
-def _observation(outputs: list) -> dict | None:
-    for output in outputs:
-        data = output.get("data", {}) if output.get("output_type") in ("display_data", "execute_result") else {}
-        if PROBE_MIME in data:
-            payload = data[PROBE_MIME]
-            return payload if isinstance(payload, dict) else json.loads(payload)
-    return None
-
-
-def _define(kernel: Kernel, request: dict, reply: dict, scratch: str) -> Kernel:
-    """Run the definition cells; one that kills the kernel (os._exit in a class body) is left out and the
-    others are run again in a fresh kernel."""
-    fatal: set[str] = set()
-    while True:
-        for cell in request["definition_cells"]:
-            if cell["id"] in fatal:
-                continue
-            kernel.run(cell["source"], request["cell_timeout"])
-            if not kernel.alive:
-                fatal.add(cell["id"])
-                kernel.shutdown()
-                reply["events"].append("kernel_restarted")
-                kernel = Kernel(scratch, request["output_limit"])
-                break
-        else:
-            return kernel
-
-
-def grade(request: dict) -> dict:
+def grade(request: dict, measurement: "MeasureSeed") -> dict:
     deadline = time.monotonic() + request["deadline"]
     scratch = os.getcwd()
-    reply: dict = {"cells": [], "probes": {}, "events": [], "seconds": {}}
+    reply: dict = {"cells": [], "events": [], "seconds": {}}
     phase = _Phases(reply["seconds"])
+    measurement.start(request["measure"])
+    if measurement.wait() != 0:
+        reply["events"].append(f"the measurement process exited with status {measurement.returncode}")
+    phase("measurement")
+    if not request["cells"]:
+        return reply
     kernel = Kernel(scratch, request["output_limit"])
     phase("kernel start")
     try:
@@ -170,33 +148,7 @@ def grade(request: dict) -> dict:
             result = kernel.run(cell["source"], timeout)
             result.pop("outputs", None)
             reply["cells"].append({"id": cell["id"], **result})
-        if not kernel.alive:
-            kernel.shutdown()
-            reply["events"].append("kernel_restarted")
-            kernel = Kernel(scratch, request["output_limit"])
-        # Imports first, then every def and class in notebook order: the probes see the notebook's final
-        # definitions even if its run stopped early or its cells are out of order.
         phase("cells")
-        kernel = _define(kernel, request, reply, scratch)
-        for setup in (request["prelude"], request["probes"]):
-            setup_result = kernel.run(setup, request["cell_timeout"])
-            if setup_result["status"] != "ok":
-                reply["events"].append(f"probe setup failed: {setup_result.get('error')}")
-        phase("definitions and probe setup")
-        for call in request["calls"]:
-            if not kernel.alive or time.monotonic() > deadline:
-                why = "the kernel had died" if not kernel.alive else "the time limit was reached"
-                reply["probes"][call["name"]] = {"ok": False, "error": f"not run: {why}"}
-                continue
-            timeout = min(call["timeout"], deadline - time.monotonic())
-            result = kernel.run(call["code"], timeout, output_limit=8_000_000)
-            observation = _observation(result["outputs"]) if result["status"] == "ok" else None
-            if observation is None:
-                observation = {"ok": False, "error": result.get("error") or "the probe returned nothing"}
-                if result["status"] in ("timeout", "died"):
-                    observation["error"] = f"{result['status']}: {result['error']}"
-            reply["probes"][call["name"]] = observation
-        phase("probes")
         reply["output_truncated"] = kernel.client.truncated
     finally:
         kernel.shutdown()
@@ -329,19 +281,50 @@ def _launch(cmd: list[str], **kwargs):
 local_provisioner.launch_kernel = _launch
 
 
-def main(reply_fd: int | None = None) -> None:
-    """Run as a script (`worker.py REPLY_FD`) or called in a child of the warm start (zygote.py)."""
-    reply_fd = int(sys.argv[1]) if reply_fd is None else reply_fd
-    KernelSeed.pending = [KernelSeed(), KernelSeed()]  # first of all: nothing but imports happened yet
+class MeasureSeed:
+    """The measurement process, forked first: it holds the measurement descriptor; this process lets go of it."""
+
+    def __init__(self, measurements: int):
+        request_read, self.request = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 70
+            try:
+                os.closerange(3, min(request_read, measurements))
+                for fd in range(min(request_read, measurements) + 1, 1024):
+                    if fd not in (request_read, measurements):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                isolate.not_dumpable()
+                measure.main(request_read, measurements)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(request_read)
+        os.close(measurements)
+        self.returncode = None
+
+    def start(self, request: dict) -> None:
+        with os.fdopen(self.request, "wb") as stream:
+            stream.write(json.dumps(request).encode())
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+
+def main(report_fd: int, measurements_fd: int) -> None:
+    """Called in a confined run by the zygote (zygote.py)."""
+    measurement = MeasureSeed(measurements_fd)  # first of all: nothing but imports happened yet
+    KernelSeed.pending = [KernelSeed(), KernelSeed()]
     request = json.load(sys.stdin)
     try:
-        reply = grade(request)
+        reply = grade(request, measurement)
     finally:
         for seed in KernelSeed.pending:
             seed.discard()
-    with os.fdopen(reply_fd, "w") as out:
+    with os.fdopen(report_fd, "w") as out:
         json.dump(reply, out, default=str)
-
-
-if __name__ == "__main__":
-    main()

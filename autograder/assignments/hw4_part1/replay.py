@@ -1,0 +1,145 @@
+"""The trusted side's check of an optimizer run: each step against the update rule, from the student's own state.
+
+For every step the reference update is computed from the parameters the student's optimizer had before it, for
+every sample of the problem at once (one-sample optimizers) or for the whole batch (GD); the step passes if one
+candidate gives the parameters the student's optimizer reached. So any uniform sampler is fine (numpy, `random`,
+a permutation), each step is judged on its own (no error piles up), and the samples found show whether each step
+used exactly one. Optimizer state (AdaGrad's accumulator, Adam's m, v, t) follows the samples found. When a step
+fails, the same replay with each named mistake says which mistake reproduces the run. Float64 throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+__all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL"]
+
+RTOL, ATOL = 1e-3, 1e-4
+STEP_ATOL = 2e-5  # float32 parameters near 5 are exact to about 5e-7; their difference, to about 1e-6
+BEAM = 1024
+ONE_SAMPLE = {"SGD", "AdaGrad", "Adam"}
+DEFAULTS = {"GD": {"lr": 0.01}, "SGD": {"lr": 0.01}, "AdaGrad": {"lr": 0.001, "epsilon": 1e-7},
+            "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}}
+START = (5.0, 5.0, 10.0)
+# name -> (optimizers it applies to, what the student is told)
+MISTAKES = {
+    "no_bias_correction": ({"Adam"}, "Adam without bias correction: use m̂ = m / (1 − β1ᵗ) and v̂ = v / (1 − β2ᵗ)"),
+    "eps_inside_sqrt": ({"AdaGrad", "Adam"}, "ε inside the square root: divide by √v + ε, not √(v + ε)"),
+    "t_not_counted": ({"Adam"}, "`t` is not counted: increment `self.t` once per step, before the bias correction"),
+    "accumulator_from_zero": ({"AdaGrad"}, "the accumulator starts at 0: it should start at 0.1"),
+    "no_sqrt": ({"AdaGrad"}, "the square root is missing: divide by √r + ε"),
+    "half_gradient": ({"GD", "SGD", "AdaGrad", "Adam"}, "the factor 2 of the squared error's gradient is missing"),
+    "sum_not_mean": ({"GD"}, "the gradient sums over the samples instead of taking their mean"),
+    "b_not_updated": ({"GD", "SGD", "AdaGrad", "Adam"}, "`b` is never updated"),
+    "full_batch": ({"SGD", "AdaGrad", "Adam"}, "each step uses the whole training set instead of one random sample"),
+}
+
+
+@dataclass
+class Replay:
+    steps: int  # steps checked
+    first_bad: int | None  # 0-based step that no candidate reproduces, or None
+    samples: list[int] = field(default_factory=list)  # sample index found for each good step (one-sample kinds)
+    expected: list[float] | None = None  # at first_bad: the reference's next parameters (for the best sample)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None
+
+
+def _gradients(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """(N, 3): the squared error's gradient in (w1, w2, b) at each sample."""
+    error = X @ theta[:2] + theta[2] - y
+    return 2 * error[:, None] * torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1)
+
+
+def _state(kind: str, mistake: str | None) -> dict:
+    """A beam of one state: AdaGrad's accumulator or Adam's moments, one row per state still consistent."""
+    if kind == "AdaGrad":
+        return {"acc": torch.full((1, 3), 0.0 if mistake == "accumulator_from_zero" else 0.1, dtype=torch.float64)}
+    if kind == "Adam":
+        return {"m": torch.zeros(1, 3, dtype=torch.float64), "v": torch.zeros(1, 3, dtype=torch.float64), "t": 0}
+    return {}
+
+
+def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state: dict, mistake: str | None):
+    """Next parameters for every (state in the beam, sample) pair, (B, K, 3), and the states they leave."""
+    if mistake == "half_gradient":
+        G = G / 2
+    if mistake == "full_batch" or kind == "GD":
+        G = (G.sum(0) if mistake == "sum_not_mean" else G.mean(0))[None, :]
+    G = G[None, :, :]  # (1, K, 3)
+    if kind in ("GD", "SGD"):
+        update, new = h["lr"] * G, {}
+    elif kind == "AdaGrad":
+        acc = state["acc"][:, None, :] + G ** 2
+        root = torch.sqrt(acc + h["epsilon"]) if mistake == "eps_inside_sqrt" else \
+            acc if mistake == "no_sqrt" else torch.sqrt(acc) + h["epsilon"]
+        update, new = h["lr"] * G / root, {"acc": acc}
+    else:
+        t = 1 if mistake == "t_not_counted" else state["t"] + 1
+        m = h["beta1"] * state["m"][:, None, :] + (1 - h["beta1"]) * G
+        v = h["beta2"] * state["v"][:, None, :] + (1 - h["beta2"]) * G ** 2
+        if mistake == "no_bias_correction":
+            m_hat, v_hat = m, v
+        else:
+            m_hat, v_hat = m / (1 - h["beta1"] ** t), v / (1 - h["beta2"] ** t)
+        root = torch.sqrt(v_hat + h["epsilon"]) if mistake == "eps_inside_sqrt" else torch.sqrt(v_hat) + h["epsilon"]
+        update, new = h["lr"] * m_hat / root, {"m": m, "v": v, "t": t}
+    if mistake == "b_not_updated":
+        update = update.clone()
+        update[..., 2] = 0
+    return update, new
+
+
+def _keep(new: dict, rows: torch.Tensor, columns: torch.Tensor) -> dict:
+    return {k: (v[rows, columns] if torch.is_tensor(v) else v) for k, v in new.items()}
+
+
+def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake: str | None = None) -> Replay:
+    """Check `trajectory` (parameters [w1, w2, b] after each step) against the rule, step by step.
+
+    Steps are compared as updates (next minus current parameters), relative to their own size. Several samples can
+    give the same step (Adam's first step is lr times the gradient's signs), so every state still consistent with
+    the run is kept (a beam, at most BEAM) until the steps tell them apart."""
+    h = {**DEFAULTS[kind], **kwargs}
+    Xt = torch.tensor(X, dtype=torch.float64)
+    yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
+    state, theta = _state(kind, mistake), torch.tensor(START, dtype=torch.float64)
+    result = Replay(steps=len(trajectory), first_bad=None)
+    for step, reached in enumerate(trajectory):
+        got = torch.tensor(reached, dtype=torch.float64)
+        update, new = _candidates(kind, h, theta, _gradients(Xt, yt, theta), state, mistake)
+        moved = theta - got
+        error = ((update - moved).abs() / (STEP_ATOL + RTOL * update.abs())).amax(-1)  # (B, K)
+        best = float(error.min()) if error.numel() else float("inf")
+        if not bool(torch.isfinite(got).all()) or not best <= 1:
+            flat = int(error.argmin())
+            b, k = divmod(flat, error.shape[1])
+            result.first_bad, result.expected = step, (theta - update[b, k]).tolist()
+            return result
+        rows, columns = torch.nonzero(error <= 1, as_tuple=True)
+        if len(rows) > BEAM:
+            order = torch.argsort(error[rows, columns])[:BEAM]
+            rows, columns = rows[order], columns[order]
+        flat = int(error.argmin())
+        if kind in ONE_SAMPLE and mistake != "full_batch":
+            result.samples.append(flat % error.shape[1])
+        state = _keep(new, rows, columns) if kind in ("AdaGrad", "Adam") else state
+        theta = got
+    return result
+
+
+def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correct: Replay) -> str:
+    """The named mistake that reproduces the run further than the correct rule does ("" when none does)."""
+    best, reach = "", (correct.first_bad or 0)
+    for name, (kinds, text) in MISTAKES.items():
+        if kind not in kinds:
+            continue
+        attempt = replay(kind, kwargs, X, y, trajectory, mistake=name)
+        got = attempt.steps if attempt.ok else attempt.first_bad
+        if got > reach and got >= min(3, len(trajectory)):
+            best, reach = text, got
+    return best

@@ -1,0 +1,156 @@
+"""The measurement process: every graded call in a fresh child holding only the notebook's imports and definitions.
+
+Forked by the worker before any student code exists, it never runs student code itself. It installs the guard
+(guard.py: torch.optim and its kernels unusable, an audit hook) once, then for each call forks a child that
+closes every descriptor but its own result pipe, seeds Python's, numpy's and torch's generators from the call,
+executes the definitions (runtime.py), runs the probe and writes plain JSON back. A child that overruns its time
+is killed; a definition that kills its process is found by a first child that reports after each cell, and is
+left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
+children close theirs before anything else), and then the process exits.
+
+Request (JSON on stdin): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
+  "sources": {label: cell source}, "probes": str, "calls": [{"name", "entry", "args", "timeout", "seed"}],
+  "deadline": s, "kind": str}
+Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+import guard
+import runtime
+
+RESULT_LIMIT = 8_000_000
+
+
+def main(request_fd: int, reply_fd: int) -> None:
+    with os.fdopen(request_fd, "rb") as stream:
+        raw = stream.read()
+    if not raw:
+        os._exit(0)  # not needed after all
+    request = json.loads(raw)
+    os.set_inheritable(reply_fd, False)
+    guard.install(request.get("kind", "optimizers"))
+    deadline = time.monotonic() + request["deadline"]
+    reply: dict = {"probes": {}, "definition_errors": [], "events": []}
+    cells = _surviving_cells(request, reply, deadline)
+    for call in request["calls"]:
+        left = deadline - time.monotonic()
+        if left <= 1:
+            reply["probes"][call["name"]] = {"ok": False, "error": "not run: the time limit was reached"}
+            continue
+        reply["probes"][call["name"]] = _run_call(request, cells, call, min(call["timeout"], left))
+    data = json.dumps(reply, allow_nan=True).encode()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(reply_fd, view):]
+    os._exit(0)
+
+
+def _surviving_cells(request: dict, reply: dict, deadline: float) -> list[dict]:
+    """The definition cells minus any that kills its process (os._exit in a class body, say)."""
+    cells = list(request["cells"])
+    for _ in range(len(cells) + 1):
+        outcome = _in_child(lambda write: _check_cells(cells, request, write), max(1.0, deadline - time.monotonic()))
+        done = [json.loads(line) for line in outcome["output"].splitlines() if line.strip()]
+        if len(done) == len(cells):
+            reply["definition_errors"] = [[cells[i]["label"], text] for i, text in done if text]
+            return cells
+        fatal = cells.pop(len(done))
+        reply["events"].append(f"definition stopped its process: {fatal['label']}")
+    return cells
+
+
+def _check_cells(cells: list[dict], request: dict, write) -> None:
+    checker = runtime.Runtime([], request["definitions"], request["sources"])
+    for index, cell in enumerate(cells):
+        write(json.dumps([index, checker.run(cell)]).encode() + b"\n")
+
+
+def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> dict:
+    def body(write) -> None:
+        _seed(call.get("seed", 0))
+        measured = runtime.Runtime(cells, request["definitions"], request["sources"])
+        write(runtime.encode(measured.call(request["probes"], call["entry"], call["args"])))
+
+    outcome = _in_child(body, timeout)
+    if outcome["timed_out"]:
+        return {"ok": False, "error": f"did not finish within {timeout:.0f} s"}
+    try:
+        result = json.loads(outcome["output"]) if outcome["output"] else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict) or "ok" not in result:
+        why = f"exit status {outcome['status']}" if outcome["status"] else "no result"
+        return {"ok": False, "error": f"your code stopped the grading process ({why})"}
+    return result
+
+
+def _seed(seed: int) -> None:
+    """The same file always draws the same numbers, whichever generator it uses."""
+    import random
+    random.seed(seed)
+    for name in ("numpy", "torch"):
+        module = sys.modules.get(name)
+        if name == "numpy" and module is not None:
+            module.random.seed(seed % 2**32)
+        elif module is not None:
+            module.manual_seed(seed)
+
+
+def _in_child(body, timeout: float) -> dict:
+    """Run body(write) in a forked child; collect what it wrote within `timeout` seconds."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _become_child(write_end)
+            write = os.write
+
+            def send(data: bytes) -> None:
+                view = memoryview(data)
+                while view:
+                    view = view[write(write_end, view):]
+
+            body(send)
+        except BaseException:
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks, size, timed_out = [], 0, False
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([read_end], [], [], left)[0]:
+            timed_out = True
+            break
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size <= RESULT_LIMIT:
+            chunks.append(chunk)
+    os.close(read_end)
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    output = b"".join(chunks) if size <= RESULT_LIMIT else b""
+    return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out,
+            "status": os.waitstatus_to_exitcode(status)}
+
+
+def _become_child(keep: int) -> None:
+    """Before any student code: only the result pipe stays open; output goes nowhere."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)

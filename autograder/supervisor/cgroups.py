@@ -1,0 +1,91 @@
+"""cgroups (v1) around a run: a memory and a pids limit, and how every process of it is found. Root only."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+__all__ = ["Cgroups"]
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _disabled() -> set[str]:
+    return set(filter(None, os.environ.get("AUTOGRADER_DISABLE", "").split(",")))
+
+
+class Cgroups:
+    """A memory and a pids cgroup (v1) around the worker's tree; inert where cgroups are unavailable."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths = paths
+
+    @classmethod
+    def create(cls, limits, notes: list[str]) -> "Cgroups":
+        paths = {}
+        if "cgroups" in _disabled():
+            notes.append("cgroups disabled (AUTOGRADER_DISABLE): falling back to rlimits")
+            return cls({})
+        name = f"autograder-{uuid.uuid4().hex[:12]}"
+        for controller in ("memory", "pids"):
+            path = CGROUP_ROOT / controller / name
+            try:
+                path.mkdir()
+                paths[controller] = path
+            except OSError:
+                pass
+        groups = cls(paths)
+        try:
+            if "memory" in paths:
+                (paths["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
+                swap = paths["memory"] / "memory.memsw.limit_in_bytes"
+                if swap.exists():
+                    swap.write_text(str(limits.memory_mb * 2**20))
+            if "pids" in paths:
+                (paths["pids"] / "pids.max").write_text(str(limits.max_processes))
+        except OSError as error:
+            notes.append(f"cgroup limits could not be set ({error}); using rlimits")
+            groups.remove()
+            groups = cls({})
+        for controller in ("memory", "pids"):
+            if controller not in groups.paths and paths:
+                notes.append(f"no {controller} cgroup: {controller} is bounded by the watchdog and rlimits only")
+        if not paths:
+            notes.append("no cgroups (not root, or refused by the container): memory is bounded by the grader's watchdog and "
+                         "processes instead; a student's detached processes are found by user id")
+        return groups
+
+    def pids(self) -> set[int]:
+        found = set()
+        for path in self.paths.values():
+            try:
+                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+            except OSError:
+                pass
+        return found
+
+    def memory_report(self) -> tuple[bool, float | None]:
+        path = self.paths.get("memory")
+        if not path:
+            return False, None
+        try:
+            failures = int((path / "memory.failcnt").read_text())
+            peak = int((path / "memory.max_usage_in_bytes").read_text()) / 2**20
+            oom_kills = [line for line in (path / "memory.oom_control").read_text().split("\n")
+                         if line.startswith("oom_kill ")]
+            killed = bool(oom_kills) and int(oom_kills[0].split()[1]) > 0
+            return killed or failures > 0 and peak > 0.9 * int(
+                (path / "memory.limit_in_bytes").read_text()) / 2**20, round(peak, 1)
+        except (OSError, ValueError):
+            return False, None
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
