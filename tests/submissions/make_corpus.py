@@ -1,193 +1,222 @@
-"""Write the HW4 Part 1 corpus of wrong, faulty and adversarial submissions.
+"""Write the HW4 Part 1 corpus: correct notebooks as students hand them in, one-mistake variants, broken files
+and attacks, all in the course notebook's shape (nbformat 4.0, no cell ids, Colab and nbgrader metadata).
 
-Each entry is the solution notebook or the student template with a small, named change. The notebooks are
-committed (they are also the examples TAs grade with `./dev grade-examples`); tests/test_corpus.py checks
-that they match this script and holds the hand-written expected outcome of each.
+Every entry starts from the generated solution or template notebook. The expected outcome of each, reasoned
+from the rubric, is in hw4_part1/EXPECTED.md; tests/test_corpus.py holds it as data.
 
     python tests/submissions/make_corpus.py           # rewrite
-    python tests/submissions/make_corpus.py --check   # exit 1 when a committed notebook is stale
+    python tests/submissions/make_corpus.py --check   # exit 1 when a committed file is stale
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 
-import nbformat
+if __package__ in (None, ""):  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.submissions import course_nb as nb  # noqa: E402
+from tests.submissions import part1_attacks  # noqa: E402
+from tests.submissions import part1_students as student  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "hw4_part1"
-SOLUTION = nbformat.read(ROOT / "solution/notebooks/hw4_part1.ipynb", as_version=4)
-TEMPLATE = nbformat.read(ROOT / "student_template/hw4_part1.ipynb", as_version=4)
+SOLUTION = nb.load(ROOT / "solution/notebooks/hw4_part1.ipynb")
+TEMPLATE = nb.load(ROOT / "student_template/hw4_part1.ipynb")
+STUB = {key: nb.text(nb.cell(TEMPLATE, key)) for key in ("LR_MSE", "GD", "SGD", "AdaGrad", "Adam")}
+SYMLINK_TARGET = "../../../../solution/notebooks/hw4_part1.ipynb"  # from hw4_part1/attack_symlink_solution/
+
+# Honest partial notebooks the attacks are built on (their scores are in EXPECTED.md).
+PARTIAL_GD_SGD = nb.replaced(SOLUTION, AdaGrad=STUB["AdaGrad"], Adam=STUB["Adam"])  # 15
+PARTIAL_ADAGRAD_STUB = nb.replaced(SOLUTION, AdaGrad=STUB["AdaGrad"])  # 30
+
+PIP = "!pip install torch numpy"
+SCRATCH = ("# scratch: checking shapes\nprint(X_train[:3], y_train[:3])\n"
+           "print(GD().calculate_gradient(X_train[:4], y_train[:4], LinearModel()))")
+DRIVE = ('try:\n    from google.colab import drive\n    drive.mount("/content/drive")\nexcept ImportError:\n'
+         '    print("not running on Colab")')
+PLOT = ("model = LinearModel()\nopt = Adam(lr=0.1)\nhistory = []\nfor step in range(100):\n"
+        "    opt.apply_gradient(opt.calculate_gradient(X_train, y_train, model), model)\n"
+        "    history.append(loss(y_train, model.forward(X_train)).item())\nplt.plot(history)\n"
+        "plt.xlabel('step')\nplt.ylabel('training MSE')\n!echo done")
 
 
-def patched(base, *edits):
-    """Copy of `base` with (cell id, old text, new text) replacements; each old text must be present."""
-    notebook = copy.deepcopy(base)
-    cells = {cell.id: cell for cell in notebook.cells}
-    for cell_id, old, new in edits:
-        if old not in cells[cell_id].source:
-            raise ValueError(f"{old!r} is not in cell {cell_id}")
-        cells[cell_id].source = cells[cell_id].source.replace(old, new)
+def handed_in(notebook: dict, name: str, colab_metadata: dict | None = None) -> dict:
+    """As a student downloads it from Colab: a `!pip` cell, a scratch cell, outputs, Colab's notebook metadata."""
+    notebook = nb.inserted(notebook, PIP, after="q1a", name=name)
+    notebook = nb.inserted(notebook, SCRATCH, after="test_Adam", name=name)
+    notebook = nb.record_outputs(notebook, name)
+    if colab_metadata:
+        notebook["metadata"]["colab"] = colab_metadata
     return notebook
 
 
-def with_cell(base, source, after="adam"):
-    """Copy of `base` with a new code cell after cell `after` (None: at the top)."""
-    notebook = copy.deepcopy(base)
-    index = 0 if after is None else [c.id for c in notebook.cells].index(after) + 1
-    notebook.cells.insert(index, nbformat.v4.new_code_cell(source, id=f"added-{index}"))
-    return notebook
+def colab_leftovers() -> dict:
+    notebook = nb.inserted(SOLUTION, DRIVE, after="title", name="leftovers")
+    imports = nb.text(nb.cell(notebook, "imports"))
+    notebook = nb.replaced(notebook, imports="%matplotlib inline\n" + imports + "\nimport matplotlib.pyplot as plt")
+    notebook = nb.inserted(notebook, PLOT, after="test_Adam", name="leftovers")
+    return handed_in(notebook, "leftovers", {"provenance": [{"file_id": "1aBcD3fGh1jKlMn0pQrStUvWxYz012345",
+                                                              "timestamp": 1740000000000}],
+                                             "toc_visible": True, "name": "hw4_part1.ipynb"})
 
 
-def without_cells(base, predicate):
-    notebook = copy.deepcopy(base)
-    notebook.cells = [c for c in notebook.cells if not predicate(c)]
-    return notebook
-
+CORRECT = {
+    "course_correct": handed_in(SOLUTION, "correct"),
+    "course_sgd_numpy_rng": handed_in(nb.replaced(SOLUTION, SGD=student.RNG_SGD, AdaGrad=student.RNG_ADAGRAD,
+                                                  Adam=student.RNG_ADAM), "rng"),
+    "course_permutation_sampling": handed_in(nb.replaced(SOLUTION, SGD=student.PERM_SGD, AdaGrad=student.PERM_ADAGRAD,
+                                                         Adam=student.PERM_ADAM), "perm"),
+    "course_style_variants": handed_in(nb.inserted(nb.replaced(
+        SOLUTION, LR_MSE=student.STYLE_LR_MSE, GD=student.STYLE_GD, SGD=student.STYLE_SGD,
+        AdaGrad=student.STYLE_ADAGRAD, Adam=student.STYLE_ADAM), student.STYLE_HELPER, after="q2a", name="style"),
+        "style"),
+    "course_autograd_gradients": handed_in(nb.patched(SOLUTION, ("GD", nb.text(nb.cell(SOLUTION, "GD")).split(
+        "\n\n\nclass GD")[0] + "\n", student.AUTOGRAD_GRADIENT)), "autograd"),
+    "course_colab_leftovers": colab_leftovers(),
+    "partial_gd_sgd": PARTIAL_GD_SGD,
+    "partial_adagrad_stub": PARTIAL_ADAGRAD_STUB,
+}
 
 ADAM_STEP = "(torch.sqrt(v_hat[{0}]) + self.epsilon)"
 ADAGRAD_STEP = "(torch.sqrt(G_{0}) + self.epsilon)"
-AUTOGRAD_GRADIENT = '''def _squared_error_gradient(X, y, model):
-    w = model.w.clone().requires_grad_(True)
-    b = model.b.clone().requires_grad_(True)
-    loss_value = ((X @ w.T + b - y) ** 2).mean()
-    return torch.autograd.grad(loss_value, (w, b))
-'''
-BACKGROUND_REWRITER = '''import os, time, json
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        while True:  # a detached process that keeps planting a perfect score
-            for path in ("/autograder/results/results.json", "/tmp/ag_attack_marker"):
-                try:
-                    with open(path, "w") as f:
-                        json.dump({"score": 100, "tests": []}, f)
-                except OSError:
-                    pass
-            time.sleep(0.2)
-    os._exit(0)
-'''
-READ_REFERENCE = '''import os, sys, glob
-root = os.path.dirname(os.path.dirname(os.path.dirname(sys.executable)))
-for pattern in ("/autograder/source/solution/*.py", root + "/solution/*.py", root + "/autograder/assignments/*/*",
-                "/autograder/source/autograder/assignments/*/*"):
-    for path in glob.glob(pattern):
-        try:
-            print(path, open(path).read()[:2000])
-        except OSError as error:
-            print(path, error)
-'''
-
-WRONG = {  # honest mistakes, on the solution
-    "adam_no_bias_correction": patched(SOLUTION, ("adam", "m / (1 - self.beta1 ** self.t)", "m"),
-                                       ("adam", "v / (1 - self.beta2 ** self.t)", "v")),
-    "adam_t_not_incremented": patched(SOLUTION, ("adam", "        self.t += 1\n", "")),
-    "adam_eps_inside_sqrt": patched(SOLUTION, *[("adam", ADAM_STEP.format(i), f"torch.sqrt(v_hat[{i}] + self.epsilon)")
-                                                for i in (0, 1)]),
-    "adagrad_eps_inside_sqrt": patched(SOLUTION, *[("adagrad", ADAGRAD_STEP.format(p), f"torch.sqrt(G_{p} + self.epsilon)")
-                                                   for p in "wb"]),
-    "adagrad_accumulator_zero": patched(SOLUTION, ("adagrad", "torch.full((1, 2), 0.1), torch.tensor(0.1)",
-                                                   "torch.zeros(1, 2), torch.tensor(0.0)")),
-    "sgd_full_batch": patched(SOLUTION, ("sgd", "_squared_error_gradient(*_one_sample(X, y), model)",
-                                         "_squared_error_gradient(X, y, model)")),
-    "gd_missing_factor_2": patched(SOLUTION, ("gd", "        return _squared_error_gradient(X, y, model)",
-                                              "        grad_w, grad_b = _squared_error_gradient(X, y, model)\n"
-                                              "        return grad_w / 2, grad_b / 2")),
-    "loss_sum_reduction": patched(SOLUTION, ("model-torch", "torch.mean((y_true - y_pred) ** 2)",
-                                             "torch.sum((y_true - y_pred) ** 2)")),
-    "b_not_updated": patched(SOLUTION, ("gd", "\n        model.b = model.b - self.lr * grad_b", "")),
-    "correct_autograd_gradients": patched(SOLUTION, ("gd", SOLUTION.cells[[c.id for c in SOLUTION.cells].index("gd")]
-                                                     .source.split("\n\n\nclass GD")[0] + "\n", AUTOGRAD_GRADIENT)),
+SGD_DRAW = "_squared_error_gradient(*_one_sample(X, y), model)"
+WRONG = {  # one honest mistake each, on the solution
+    "adam_no_bias_correction": nb.patched(SOLUTION, ("Adam", "m / (1 - self.beta1 ** self.t)", "m"),
+                                          ("Adam", "v / (1 - self.beta2 ** self.t)", "v")),
+    "adam_eps_inside_sqrt": nb.patched(SOLUTION, *[("Adam", ADAM_STEP.format(i), f"torch.sqrt(v_hat[{i}] + self.epsilon)")
+                                                   for i in (0, 1)]),
+    "adam_t_not_incremented": nb.patched(SOLUTION, ("Adam", "        self.t += 1\n", "")),
+    "adagrad_accumulator_zero": nb.patched(SOLUTION, ("AdaGrad", "torch.full((1, 2), 0.1), torch.tensor(0.1)",
+                                                      "torch.zeros(1, 2), torch.tensor(0.0)")),
+    "adagrad_eps_inside_sqrt": nb.patched(SOLUTION, *[("AdaGrad", ADAGRAD_STEP.format(p), f"torch.sqrt(G_{p} + self.epsilon)")
+                                                      for p in "wb"]),
+    "adagrad_no_sqrt": nb.patched(SOLUTION, *[("AdaGrad", ADAGRAD_STEP.format(p), f"(G_{p} + self.epsilon)")
+                                              for p in "wb"]),
+    "adagrad_b_not_updated": nb.patched(SOLUTION, ("AdaGrad", "\n        model.b = model.b - self.lr * grad_b / "
+                                                   "(torch.sqrt(G_b) + self.epsilon)", "")),
+    "gd_missing_factor_2": nb.patched(SOLUTION, ("GD", "        return _squared_error_gradient(X, y, model)",
+                                                 "        grad_w, grad_b = _squared_error_gradient(X, y, model)\n"
+                                                 "        return grad_w / 2, grad_b / 2")),
+    "loss_sum_reduction": nb.patched(SOLUTION, ("LR_MSE", "torch.mean((y_true - y_pred) ** 2)",
+                                                "torch.sum((y_true - y_pred) ** 2)")),
+    "sgd_full_batch": nb.patched(SOLUTION, ("SGD", SGD_DRAW, "_squared_error_gradient(X, y, model)")),
+    "sgd_two_samples": nb.patched(SOLUTION, ("SGD", "        return " + SGD_DRAW,
+                                             "        i = torch.randint(0, len(X), (2,))  # two points per step\n"
+                                             "        return _squared_error_gradient(X[i], y[i], model)")),
 }
 
-FAULTY = {  # broken files and notebooks, and attacks on the grader
-    "fault_syntax_error_adam": patched(SOLUTION, ("adam", "def apply_gradient(self, grads, model):",
-                                                  "def apply_gradient(self, grads, model)")),
-    "fault_missing_adagrad": without_cells(SOLUTION, lambda c: c.id == "adagrad"),
-    "fault_deleted_check_cells": without_cells(SOLUTION, lambda c: c.id.startswith("check-")),
-    "fault_duplicated_check_cell": None,  # built below
-    "fault_cells_reversed": None,  # built below
-    "attack_os_exit": with_cell(SOLUTION, "import os\nos._exit(0)"),
-    "attack_sys_exit": with_cell(SOLUTION, "import sys\nsys.exit()", after="gd"),
-    "attack_keyboard_interrupt": with_cell(SOLUTION, "raise KeyboardInterrupt", after="sgd"),
-    "attack_systemexit_in_adam": patched(SOLUTION, ("adam", "        self.t += 1\n", "        raise SystemExit\n")),
-    "attack_infinite_loop": with_cell(SOLUTION, "while True:\n    pass"),
-    "attack_uninterruptible_loop": with_cell(SOLUTION, "import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
-                                                       "    except BaseException:\n        pass"),
-    "attack_fork_bomb": with_cell(TEMPLATE, "import os\nwhile True:\n    os.fork()", after="imports"),
-    "attack_memory_hog": with_cell(TEMPLATE, "chunks = []\nwhile True:\n    chunks.append(bytearray(1 << 30))",
-                                   after="imports"),
-    "attack_print_50mb": with_cell(SOLUTION, "for _ in range(50):\n    print('x' * 1_000_000)"),
-    "attack_read_reference": with_cell(TEMPLATE, READ_REFERENCE, after="imports"),
-    "attack_write_results": with_cell(TEMPLATE, "import os, json\nfor path in ('/autograder/results/results.json', "
-                                      "'results.json', '../results.json'):\n    try:\n        os.makedirs(os.path.dirname"
-                                      "(path) or '.', exist_ok=True)\n        json.dump({'score': 100}, open(path, 'w'))\n"
-                                      "    except OSError as error:\n        print(error)", after="imports"),
-    "attack_background_rewriter": with_cell(TEMPLATE, BACKGROUND_REWRITER, after="imports"),
-    "attack_monkeypatch_isclose": with_cell(TEMPLATE, "import math, numpy\ntorch.allclose = lambda *a, **k: True\n"
-                                            "numpy.allclose = lambda *a, **k: True\nmath.isclose = lambda *a, **k: True\n"
-                                            "torch.Tensor.item = lambda self: 0.9611", after="imports"),
-    "attack_replace_torch_adam": with_cell(SOLUTION, "torch.optim.Adam = Adam", after="check-2d"),
-    "attack_wrap_torch_optim": patched(SOLUTION, ("adam", "    def apply_gradient(self, grads, model):\n",
-                                                  "    def apply_gradient(self, grads, model):\n"
-                                                  "        return self._delegate(grads, model)\n\n"
-                                                  "    def _delegate(self, grads, model):\n"
-                                                  "        w = model.w.clone().requires_grad_(True)\n"
-                                                  "        b = model.b.clone().requires_grad_(True)\n"
-                                                  "        opt = torch.optim.Adam([w, b], lr=self.lr, eps=self.epsilon)\n"
-                                                  "        w.grad, b.grad = grads[0].clone(), grads[1].clone()\n"
-                                                  "        opt.step()\n"
-                                                  "        model.w, model.b = w.detach(), b.detach()\n")),
-    "attack_wrap_torch_optim_obfuscated": patched(SOLUTION, ("gd", "        model.w = model.w - self.lr * grad_w\n",
-                                                             "        mod = getattr(__import__('tor' + 'ch'), 'op' + 'tim')\n"
-                                                             "        w = model.w.clone().requires_grad_(True)\n"
-                                                             "        step = mod.SGD([w], lr=self.lr)\n"
-                                                             "        w.grad = grad_w.clone()\n"
-                                                             "        step.step()\n"
-                                                             "        model.w = w.detach()\n")),
-    "attack_wrap_torch_optim_alias": with_cell(
-        patched(SOLUTION, ("gd", "        model.w = model.w - self.lr * grad_w\n",
-                           "        w = model.w.clone().requires_grad_(True)\n"
-                           "        impl = HELPERS['S' + 'GD']([w], lr=self.lr)\n"
-                           "        w.grad = grad_w.clone()\n"
-                           "        impl.step()\n"
-                           "        model.w = w.detach()\n")),
-        "HELPERS = vars(getattr(torch, ''.join(['o', 'p', 't', 'i', 'm'])))", after="imports"),
-    "attack_network": with_cell(TEMPLATE, "import socket\nsocket.create_connection(('1.1.1.1', 443), timeout=3)",
-                                after="imports"),
+
+def _reversed(base: dict) -> dict:
+    notebook = copy.deepcopy(base)
+    notebook["cells"] = notebook["cells"][::-1]
+    return notebook
+
+
+def _duplicated_check(base: dict) -> dict:
+    notebook = copy.deepcopy(base)  # a copy-pasted cell keeps its Colab id: two cells share one metadata.id
+    position = nb.index(notebook, "test_Adam")
+    notebook["cells"].insert(position + 1, copy.deepcopy(notebook["cells"][position]))
+    return notebook
+
+
+PART2_LOOKALIKE = nb.replaced(nb.without(SOLUTION, lambda c: nb.key(c) not in ("title", "imports", "LR_MSE")),
+                              title="# Homework 4, Part 2: LoRA on BERT",
+                              imports="import torch\nimport torch.nn as nn\n!pip install transformers datasets peft",
+                              LR_MSE='''class MyLoraConfig:
+    def __init__(self, r, target_modules, lora_alpha, lora_dropout):
+        self.r, self.target_modules = r, target_modules
+        self.lora_alpha, self.lora_dropout = lora_alpha, lora_dropout
+
+
+class MyLoraLayer(nn.Module):
+    def __init__(self, base_layer, r, lora_alpha, lora_dropout):
+        super().__init__()
+        self.base_layer = base_layer
+        self.lora_A = nn.Linear(base_layer.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base_layer.out_features, bias=False)
+        nn.init.zeros_(self.lora_B.weight)
+        self.dropout = nn.Dropout(lora_dropout)
+        self.scaling = lora_alpha / r
+
+    def forward(self, x):
+        return self.base_layer(x) + self.scaling * self.lora_B(self.lora_A(self.dropout(x)))
+
+
+def get_lora_model(model, lora_config):
+    return model
+''')
+
+FAULTY = {
+    "fault_syntax_error_adam": nb.patched(SOLUTION, ("Adam", "    def apply_gradient(self, grads, model):",
+                                                     "    def apply_gradient(self, grads, model)")),
+    "fault_missing_adagrad": nb.without(SOLUTION, lambda c: nb.key(c) == "AdaGrad"),
+    "fault_deleted_check_cells": nb.without(SOLUTION, lambda c: nb.key(c).startswith("test_")),
+    "fault_duplicated_check_cell": _duplicated_check(SOLUTION),
+    "fault_cells_reversed": _reversed(SOLUTION),
+    "fault_part2_notebook": PART2_LOOKALIKE,
 }
-duplicated = copy.deepcopy(SOLUTION)
-duplicated.cells.append(copy.deepcopy(duplicated.cells[-1]))  # same id twice, as a copy-paste in Jupyter leaves it
-FAULTY["fault_duplicated_check_cell"] = duplicated
-reversed_solution = copy.deepcopy(SOLUTION)
-reversed_solution.cells = reversed_solution.cells[::-1]
-FAULTY["fault_cells_reversed"] = reversed_solution
-NO_METADATA = {"cells": [{"cell_type": c.cell_type, "source": c.source} for c in SOLUTION.cells]}
+
+
+def saved_by_jupyter(base: dict) -> dict:
+    """As Jupyter saves a notebook it opened: nbformat 4.5, a cell id on every cell (from Colab's, if valid)."""
+    notebook = copy.deepcopy(base)
+    notebook["nbformat_minor"] = 5
+    for number, current in enumerate(notebook["cells"]):
+        current["id"] = nb.key(current) if len(nb.key(current)) <= 64 else f"cell-{number}"
+    return notebook
+
+
+CORRECT["course_saved_by_jupyter"] = saved_by_jupyter(SOLUTION)
+ATTACKS = part1_attacks.attacks(SOLUTION, PARTIAL_GD_SGD, PARTIAL_ADAGRAD_STUB, WRONG["adam_no_bias_correction"])
+COLAB_STYLE = {name for name in CORRECT if name.startswith("course_") and name != "course_saved_by_jupyter"}
+NO_METADATA = {"cells": [{"cell_type": c["cell_type"], "source": c["source"]} for c in SOLUTION["cells"]]}
 NOT_JSON = "This is not a notebook.\n{'cells': oops\n"
+# Folder submissions: Colab's name for a second download, and a link to the answer key beside a partial notebook.
+DOWNLOAD_FOLDER = OUT / "course_correct_download"
+SYMLINK_FOLDER = OUT / "attack_symlink_solution"
 
 
 def render() -> dict[Path, str]:
-    # json, not nbformat.writes: nbformat would "correct" the duplicated cell id with a random one
-    files = {OUT / f"{name}.ipynb": json.dumps(nb, indent=1, sort_keys=True) + "\n"
-             for name, nb in {**WRONG, **FAULTY}.items()}
+    notebooks = {**CORRECT, **WRONG, **FAULTY, **ATTACKS}
+    files = {OUT / f"{name}.ipynb": nb.dumps(notebook, "colab" if name in COLAB_STYLE else "jupyter")
+             for name, notebook in notebooks.items()}
     files[OUT / "fault_no_metadata.ipynb"] = json.dumps(NO_METADATA, indent=1) + "\n"
     files[OUT / "fault_not_json.ipynb"] = NOT_JSON
+    files[DOWNLOAD_FOLDER / "hw4_part1 (1).ipynb"] = files[OUT / "course_correct.ipynb"]
+    files[SYMLINK_FOLDER / "hw4_part1.ipynb"] = files[OUT / "partial_gd_sgd.ipynb"]
     return files
+
+
+def _symlink_is_current() -> bool:
+    link = SYMLINK_FOLDER / "solution.ipynb"
+    return link.is_symlink() and os.readlink(link) == SYMLINK_TARGET
 
 
 def main(argv: list[str]) -> int:
     files = render()
     if "--check" in argv:
-        stale = [p.name for p, text in files.items() if not p.exists() or p.read_text() != text]
-        print("stale: " + ", ".join(stale) if stale else "corpus up to date")
+        stale = [str(p.relative_to(OUT)) for p, text in files.items() if not p.is_file() or p.read_text() != text]
+        stale += [] if _symlink_is_current() else ["attack_symlink_solution/solution.ipynb"]
+        expected = set(files) | {SYMLINK_FOLDER / "solution.ipynb"}
+        stale += [str(p.relative_to(OUT)) + " (not generated)" for p in OUT.rglob("*.ipynb") if p not in expected]
+        print("stale: " + ", ".join(sorted(stale)) if stale else "corpus up to date")
         return 1 if stale else 0
-    OUT.mkdir(exist_ok=True)
+    for old in OUT.rglob("*.ipynb"):  # entries this script no longer makes
+        if old not in files and old != SYMLINK_FOLDER / "solution.ipynb":
+            old.unlink()
     for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    print(f"wrote {len(files)} notebooks to {OUT}")
+    link = SYMLINK_FOLDER / "solution.ipynb"
+    if not _symlink_is_current():
+        link.unlink(missing_ok=True)
+        link.symlink_to(SYMLINK_TARGET)
+    print(f"wrote {len(files)} notebooks and 1 link to {OUT}")
     return 0
 
 
