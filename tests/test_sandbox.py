@@ -1,177 +1,198 @@
-"""The sandbox, for real: who the student's code runs as, what it can reach, and what stops it.
+"""The sandbox, for real: what a run's code can see and reach, what stops it, and what it leaves behind.
 
-One worker run answers several probes, each a small piece of code run in the student's kernel.
+Each test sends the measurement process a small probe module (a stand-in for an assignment's probes) and, where it
+matters, notebook cells for the top-to-bottom run; the probes report what the student's side of the sandbox sees.
+Both sandboxes are exercised: bubblewrap's namespaces (the default here) and the fallback that Gradescope's
+container may force (AUTOGRADER_DISABLE=bwrap), as root and, for the namespaces, as an ordinary user.
 """
 
+import ast
+import json
 import os
-import pwd
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import SANDBOX_USER, Limits, run_worker
+from autograder.sandbox import Limits, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
-PRELUDE = (ROOT / "autograder" / "kernel_prelude.py").read_text()
+INSIDE = ROOT / "autograder" / "inside"
+LIMITS = Limits(wall_seconds=120, cell_timeout=30, memory_mb=600)
 PROBES = '''
-import os, socket, resource
+import os, socket
 
-def whoami(_):
-    return {"uid": os.getuid(), "cwd": os.getcwd(), "omp": os.environ.get("OMP_NUM_THREADS"),
-            "secret_env": "AUTOGRADER_SECRET" in os.environ, "home": os.environ.get("HOME")}
+def view(args):
+    return {"exists": {p: os.path.exists(p) for p in args["paths"]}, "tmp": sorted(os.listdir("/tmp")),
+            "shm": sorted(os.listdir("/dev/shm")), "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+            "uid": os.getuid(), "cwd": os.getcwd(), "home": os.environ.get("HOME"),
+            "secret_env": any(k.startswith("AUTOGRADER_SECRET") for k in os.environ)}
 
-def read(path):
+def read(args):
     try:
-        return open(path).read()[:100]
+        return open(args["path"]).read()[:50]
     except OSError as error:
         return type(error).__name__
 
-def connect(_):
+def connect(args):
     try:
-        socket.create_connection(("1.1.1.1", 443), timeout=2)
+        socket.create_connection(("127.0.0.1", args["port"]), timeout=2).close()
         return "connected"
-    except OSError as error:
+    except Exception as error:
         return type(error).__name__
 
-def big_file(_):
+def leave(args):
+    for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+        with open(f"{folder}/ag-left-{args['tag']}", "w") as out:
+            out.write("x")
+    return "left"
+
+def optimizer(args):
+    import torch
+    p = torch.nn.Parameter(torch.ones(2))
     try:
-        with open("big.bin", "wb") as f:
-            f.write(b"x" * (40 * 2**20))
-        return "written"
-    except OSError as error:
+        torch.optim.Adam([p], lr=0.1)
+        return "allowed"
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+def fused(args):
+    import torch
+    try:
+        torch._foreach_add_([torch.ones(2)], [torch.ones(2)])
+        return "allowed"
+    except Exception as error:
         return type(error).__name__
 
-def limits(_):
-    return {"fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0], "cpu": resource.getrlimit(resource.RLIMIT_CPU)[0]}
+def hog(args):
+    blocks = []
+    while True:
+        blocks.append(bytearray(50 * 2**20))
 
-def descriptors(_):
-    """What this kernel and its parent (the worker) hold open, e.g. "pipe:[1234]"."""
-    found = {}
-    for pid in ("self", str(os.getppid())):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                found[f"{pid}:{fd}"] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError as error:
-            found[f"{pid}:unreadable"] = type(error).__name__
-    return found
-
-def modules(_):
-    import sys
-    return sorted(sys.modules)
+def hang(args):
+    while True:
+        pass
 '''
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's user, cgroup and netns need root")
 
 
-def call(name, entry, arg, timeout=20):
-    return {"name": name, "code": f"_autograder.call({entry}, {arg!r})", "timeout": timeout}
+def measure(calls, cells=(), probes=PROBES, limits=LIMITS):
+    measure_request = {"cells": [], "definitions": {}, "sources": {}, "probes": probes, "kind": "optimizers",
+                       "calls": [{"name": n, "entry": e, "args": a, "timeout": t, "seed": 0} for n, e, a, t in calls]}
+    request = {"cells": [{"id": f"c{i}", "source": s} for i, s in enumerate(cells)], "measure": measure_request}
+    return run_worker(request, limits, [ROOT / "solution"], ("torch",))
 
 
-def request(calls, cells=()):
-    return {"cells": [{"id": f"c{i}", "source": s} for i, s in enumerate(cells)], "definition_cells": [],
-            "prelude": PRELUDE, "probes": PROBES, "calls": calls}
+def value(run, name):
+    probe = run.reply["probes"][name]
+    assert probe["ok"], probe
+    return probe["value"]
 
 
-COLD, WARM = None, ("json",)  # run_worker's `preload`: exec'ed worker, or forked from a warm start
+@pytest.fixture(params=["namespaces", "fallback"])
+def mode(request, monkeypatch):
+    if request.param == "fallback":
+        if os.geteuid() != 0:
+            pytest.skip("the fallback's unprivileged user needs root")
+        monkeypatch.setenv("AUTOGRADER_DISABLE", "bwrap")
+    return request.param
 
 
-@needs_root
-@pytest.mark.parametrize("preload", [COLD, WARM], ids=["cold", "warm"])
-def test_student_code_runs_unprivileged_offline_and_blind_to_the_reference(monkeypatch, preload):
-    monkeypatch.setenv("AUTOGRADER_SECRET", "do not leak")
-    run = run_worker(request([
-        call("whoami", "whoami", None),
-        call("reference", "read", str(ROOT / "solution" / "part1.py")),
-        call("cases", "read", str(ROOT / "autograder" / "assignments" / "hw4_part1" / "cases.py")),
-        call("network", "connect", None),
-        call("big_file", "big_file", None),
-        call("limits", "limits", None),
-        call("modules", "modules", None),
-    ]), Limits(wall_seconds=60, max_file_mb=16), [ROOT / "solution", ROOT / "autograder" / "assignments"], preload)
-    assert not any("starting the worker cold" in note for note in run.notes)
-    probes = {name: value["value"] for name, value in run.reply["probes"].items()}
-    assert not [m for m in probes["modules"] if m.split(".")[0] in ("solution", "autograder", "pytest")]
-    assert probes["whoami"]["uid"] == pwd.getpwnam(SANDBOX_USER).pw_uid != 0
-    assert probes["whoami"]["cwd"].startswith("/tmp/autograder-") and probes["whoami"]["cwd"] == probes["whoami"]["home"]
-    assert probes["whoami"]["omp"] == "1" and probes["whoami"]["secret_env"] is False
-    assert probes["reference"] == "PermissionError" and probes["cases"] == "PermissionError"
-    assert probes["network"] in ("OSError", "ConnectionRefusedError", "TimeoutError") or "Error" in probes["network"]
-    assert probes["network"] != "connected"
-    assert probes["limits"]["fsize"] == 16 * 2**20
-    assert probes["big_file"] != "written"  # 40 MB > the 16 MB file limit: SIGXFSZ or EFBIG
-    assert (ROOT / "solution" / "part1.py").read_text()  # and the grader itself still reads it
+def test_the_run_sees_only_its_own_files_and_processes(mode):
+    secret = ROOT / "solution" / "part1.py"
+    run = measure([("view", "view", {"paths": [str(secret), str(ROOT / ".git"), str(ROOT / "README.md")]}, 30),
+                   ("read", "read", {"path": str(secret)}, 30)])
+    assert run.mode == mode
+    seen = value(run, "view")
+    assert not seen["secret_env"] and seen["uid"] != 0 or mode == "namespaces"
+    if mode == "namespaces":  # the checkout is not in the view at all; /proc holds the run's processes only
+        assert not any(seen["exists"].values()), seen["exists"]
+        assert len(seen["pids"]) <= 6, seen["pids"]  # worker, measurement, its child, two kernel seeds
+        assert seen["cwd"] == "/scratch" and seen["tmp"] == []
+        assert not any("FALLBACK" in note for note in run.notes)
+    else:  # the same files exist on the host but the sandbox user cannot read them
+        assert value(run, "read") == "PermissionError"
+        assert any("FALLBACK SANDBOX" in note for note in run.notes)
 
 
-@needs_root
-def test_a_probe_that_hangs_times_out_and_the_next_one_still_runs():
-    run = run_worker(request([call("hang", "lambda _: __import__('time').sleep(60)", None, timeout=3),
-                              call("after", "whoami", None)]), Limits(wall_seconds=60), [])
-    assert run.reply["probes"]["hang"]["error"] == "timeout: did not finish within 3 s"
-    assert run.reply["probes"]["after"]["ok"]
+def test_torch_optim_and_its_kernels_cannot_run_where_the_graded_code_is_measured(mode):
+    run = measure([("optimizer", "optimizer", {}, 30), ("fused", "fused", {}, 30)])
+    assert value(run, "optimizer").startswith("RuntimeError: torch.optim is disabled")
+    assert value(run, "fused") == "RuntimeError"
 
 
-@needs_root
-def test_a_worker_that_dies_yields_a_reason_not_a_crash():
-    run = run_worker({**request([]), "prelude": None}, Limits(wall_seconds=30), [])  # the worker cannot start
-    assert run.reply is None and "stopped without a result" in run.problem
+def test_a_listener_on_the_hosts_loopback_is_unreachable():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        run = measure([("connect", "connect", {"port": server.getsockname()[1]}, 30)])
+    assert value(run, "connect") != "connected"
 
 
-@needs_root
-def test_the_whole_run_is_bounded_by_the_wall_clock():
-    freeze_worker = "lambda _: __import__('os').kill(__import__('os').getppid(), 19)"  # SIGSTOP the worker
-    run = run_worker(request([call("freeze", freeze_worker, None)]), Limits(wall_seconds=20), [])
-    assert run.timed_out and run.reply is None and run.wall_seconds < 20 + 15
-    assert "time limit" in run.problem
+def test_nothing_a_run_leaves_in_tmp_or_shm_reaches_the_next(mode):
+    first = measure([("leave", "leave", {"tag": "one"}, 30)], cells=["open('/tmp/ag-left-kernel', 'w').write('x')"])
+    assert value(first, "leave") == "left"
+    second = measure([("view", "view", {"paths": []}, 30)])
+    seen = value(second, "view")
+    assert not [n for n in seen["tmp"] + seen["shm"] if n.startswith("ag-left")]
+    assert not [n for n in os.listdir("/tmp") + os.listdir("/dev/shm") if n.startswith("ag-left")]
 
 
-@needs_root
-@pytest.mark.parametrize("preload", [COLD, WARM], ids=["cold", "warm"])
-def test_the_kernel_holds_none_of_the_graders_pipes(monkeypatch, preload):
-    """Else student code could write its own reply, or read the request's hidden inputs before its probes."""
-    import autograder.sandbox as sandbox
-    created = []
-
-    def recording_pipe():
-        ends = real_pipe()
-        created.extend(f"pipe:[{os.fstat(fd).st_ino}]" for fd in ends[:1])
-        return ends
-
-    real_pipe = os.pipe
-    monkeypatch.setattr(sandbox.os, "pipe", recording_pipe)
-    run = run_worker(request([call("descriptors", "descriptors", None)]), Limits(wall_seconds=60), [], preload)
-    held = run.reply["probes"]["descriptors"]["value"]
-    kernel = {fd: target for fd, target in held.items() if fd.startswith("self:")}
-    worker = {fd: target for fd, target in held.items() if not fd.startswith("self:")}
-    assert len(created) >= 2 and kernel and worker
-    assert not set(created) & set(kernel.values())  # neither the request nor the reply pipe
-    if preload is COLD:
-        assert set(created) & set(worker.values())  # the worker does hold the reply pipe: the check can see them
-    else:  # forked by root, then setuid: not dumpable, so student code cannot even inspect (or ptrace) it
-        assert list(worker.values()) == ["PermissionError"]
+def test_a_memory_hog_is_stopped_by_the_memory_limit(mode):
+    run = measure([("hog", "hog", {}, 60)], limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
+    assert run.memory_exceeded, run.notes
+    assert run.problem == "the notebook ran out of memory"
 
 
-def test_a_warm_start_that_cannot_start_falls_back_to_a_cold_worker():
-    run = run_worker(request([call("whoami", "whoami", None)]), Limits(wall_seconds=60), [],
-                     preload=("no_such_module_anywhere",))
-    assert run.reply["probes"]["whoami"]["ok"]
-    assert any("starting the worker cold" in note for note in run.notes)
+def test_a_call_that_hangs_times_out_and_the_next_still_runs():
+    run = measure([("hang", "hang", {}, 3), ("optimizer", "optimizer", {}, 30)])
+    assert run.reply["probes"]["hang"] == {"ok": False, "error": "did not finish within 3 s"}
+    assert value(run, "optimizer").startswith("RuntimeError")
 
 
-def test_a_warm_start_kernel_starts_with_the_preloaded_modules():
-    run = run_worker(request([call("modules", "modules", None)]), Limits(wall_seconds=60), [], ("colorsys",))
-    assert "colorsys" in run.reply["probes"]["modules"]["value"]
-    cold = run_worker(request([call("modules", "modules", None)]), Limits(wall_seconds=60), [], COLD)
-    assert "colorsys" not in cold.reply["probes"]["modules"]["value"]  # so the check above can fail
+def test_two_runs_at_once_cannot_see_or_signal_each_other():
+    kill_all = "import os, signal\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n" \
+               "        try: os.kill(int(p), signal.SIGKILL)\n        except Exception: pass\n"
+    results = {}
+    victim = threading.Thread(target=lambda: results.update(victim=measure([("hang", "hang", {}, 8),
+                                                                           ("view", "view", {"paths": []}, 30)])))
+    victim.start()
+    results["attacker"] = measure([], cells=["import time; time.sleep(2)", kill_all])
+    victim.join()
+    assert value(results["victim"], "view")["uid"] is not None
 
 
-@needs_root
-@pytest.mark.parametrize("preload", [COLD, WARM], ids=["cold", "warm"])
-def test_without_cgroups_an_address_space_limit_stops_a_memory_hog(monkeypatch, preload):
-    """Gradescope's containers may refuse cgroups: RLIMIT_AS is the fallback, counted from what the
-    process already maps when it is forked from the warm start."""
-    monkeypatch.setenv("AUTOGRADER_DISABLE", "cgroups")
-    hog = "lambda _: [bytearray(2**30) for _ in range(64)] and 'all 64 GB allocated'"
-    run = run_worker(request([call("hog", hog, None), call("after", "whoami", None)]),
-                     Limits(wall_seconds=60, memory_mb=300), [], preload)
-    assert "MemoryError" in run.reply["probes"]["hog"]["error"]
-    assert run.reply["probes"]["after"]["ok"]  # the kernel survived its refused allocation
-    assert any("falling back to rlimits" in note for note in run.notes)
+def test_the_sandbox_package_imports_nothing_from_the_trusted_side():
+    for path in INSIDE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in ("autograder", "solution", "tests") for n in names), (path, names)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user to run the grader as")
+def test_as_an_ordinary_user_the_full_sandbox_is_used():
+    import tempfile
+    subprocess.run(["useradd", "--create-home", "ag-test-ta"], capture_output=True)
+    tmp_path = Path(tempfile.mkdtemp(prefix="ag-test-ta-"))
+    checkout = tmp_path / "checkout"  # the user's own copy: the fallback locks this one away from other users
+    checkout.mkdir()
+    for part in ("autograder", "solution", "tests"):
+        subprocess.run(["cp", "-r", str(ROOT / part), str(checkout / part)], check=True)
+    subprocess.run(["chown", "-R", "ag-test-ta", str(tmp_path)], check=True)
+    script = tmp_path / "run.py"
+    script.write_text(f"import sys, json; sys.path.insert(0, {str(checkout)!r})\n"
+                      f"from tests.test_sandbox import measure, value\n"
+                      f"run = measure([('view', 'view', {{'paths': [{str(ROOT / 'solution')!r}, {str(checkout)!r}]}}, 30)])\n"
+                      f"print(json.dumps({{'mode': run.mode, 'view': value(run, 'view'), 'notes': run.notes}}))\n")
+    tmp_path.chmod(0o755)
+    script.chmod(0o644)
+    done = subprocess.run(["su", "ag-test-ta", "-s", "/bin/sh", "-c", f"{sys.executable} {script}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["mode"] == "namespaces", report["notes"]
+    assert not any(report["view"]["exists"].values())

@@ -57,7 +57,10 @@ def install(kind: str = "optimizers") -> None:
 
 def _replace_code(optim_dir: str, kind: str) -> None:
     stubs: dict[tuple, types.CodeType] = {}
-    for obj in gc.get_objects():
+    gc.unfreeze()  # the warm start froze what it imported: frozen objects are invisible to get_objects
+    found = gc.get_objects()
+    gc.freeze()
+    for obj in found:
         if type(obj) is types.FunctionType and obj.__code__.co_filename.startswith(optim_dir):
             obj.__code__ = _stub(obj.__code__, stubs, kind)
 

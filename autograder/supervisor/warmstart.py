@@ -68,9 +68,13 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
     return command + ["--", *argv]
 
 
-@functools.cache
 def namespaces_refusal(uid: int | None) -> str:
-    """"" when bubblewrap works here for this user, else why not (tried once per process)."""
+    """"" when bubblewrap works here for this user, else why not (tried once per process and setting)."""
+    return _refusal(uid, os.environ.get("AUTOGRADER_DISABLE", ""))
+
+
+@functools.cache
+def _refusal(uid: int | None, disabled: str) -> str:
     if "bwrap" in _disabled():
         return "bubblewrap disabled (AUTOGRADER_DISABLE)"
     if bwrap_binary() is None:
