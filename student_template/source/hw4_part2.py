@@ -322,14 +322,12 @@ plt.show()
 # ### (b) Training loss and (c) validation accuracy per epoch
 
 # %% id=plot-bc
-from matplotlib.ticker import MaxNLocator
-
 for key, title, ylabel in [("train_loss", "(b) training loss", "training loss (mean cross-entropy, nats)"),
                            ("val_accuracy", "(c) validation accuracy", "validation accuracy (fraction correct)")]:
     plt.figure(figsize=(6.5, 4.2))
     for name, history in histories.items():
         plt.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=name)
-    plt.gca().xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # whole epochs only
+    plt.gca().xaxis.set_major_locator(plt.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # whole epochs only
     plt.xlabel("epoch")
     plt.ylabel(ylabel)
     plt.title(title)
