@@ -98,7 +98,9 @@ def find_notebooks(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise SubmissionError(f"Nothing was submitted at `{path.name}`.")
-    found = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and p.is_file())
+    # A link is never followed: it could point at anything the grader can read (the reference notebook, say).
+    found = sorted(p for p in path.rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts and p.is_file() and not p.is_symlink())
     if not found:
         names = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
         raise SubmissionError(f"No Jupyter notebook (`*.ipynb`) was found in your submission (it holds: {names}).")

@@ -24,61 +24,87 @@ MARKER = Path("/tmp/ag_attack_marker")
 SCRATCH = Path(os.environ.get("TMPDIR", "/tmp"))
 CGROUPS = Path("/sys/fs/cgroup/memory")
 
-ALL = {f"1.{i}" for i in (1, 2, 3)} | {f"2.{i}" for i in range(1, 17)} | {f"3.{i}" for i in range(1, 6)}
-GD = {"2.1", "2.2", "2.3", "3.2"}
-SGD = {"2.4", "2.5", "2.6", "3.3"}
-ADAGRAD = {"2.7", "2.8", "2.9", "2.10", "2.11", "3.4"}
-ADAM = {"2.12", "2.13", "2.14", "2.15", "2.16", "3.5"}
+GROUPS = {"model": {"1.1", "1.2", "1.3"}, "GD": {f"2.{i}" for i in range(1, 5)},
+          "SGD": {f"3.{i}" for i in range(1, 5)}, "AdaGrad": {f"4.{i}" for i in range(1, 7)},
+          "Adam": {f"5.{i}" for i in range(1, 7)}}
+ALL = set().union(*GROUPS.values())
+GD, SGD, ADAGRAD, ADAM = GROUPS["GD"], GROUPS["SGD"], GROUPS["AdaGrad"], GROUPS["Adam"]
+STUBS = ADAGRAD | ADAM  # the partial notebook most attacks are built on: model, loss, GD and SGD right (15)
 
-# submission -> the graded cases it must fail; every other case must pass.
+
+def exactly(tests: set) -> tuple[set, set]:
+    return tests, tests
+
+
+# submission -> (tests it must fail, tests it may fail): a wrong optimizer loses points on its own tests only.
+# Written by hand from what each notebook holds (tests/submissions/part1_*.py), not recorded from a run.
 EXPECTED_FAILURES = {
-    # Honest mistakes: each fails the cases that observe it, and nothing else.
-    "correct_autograd_gradients": set(),  # other arithmetic, same maths: full marks
-    "adam_no_bias_correction": {"2.14", "2.15", "2.16", "3.5"},  # gradient and state are fine
-    "adam_t_not_incremented": {"2.12", "2.14", "2.15", "2.16", "3.5"},
-    "adam_eps_inside_sqrt": {"2.14", "2.16"},  # visible only when epsilon is large
-    "adagrad_eps_inside_sqrt": {"2.9", "2.11"},
-    "adagrad_accumulator_zero": {"2.7", "2.9", "2.11"},  # 0.1 matters only for small gradients
-    "sgd_full_batch": {"2.4", "2.5", "2.6"},  # the public check's 0.05 tolerance admits GD's 0.9611
-    "gd_missing_factor_2": GD,
-    "loss_sum_reduction": {"1.2", "1.3"},  # 1c trains with the student's loss; 484 is a sum of one term
-    "b_not_updated": {"2.2", "2.3", "2.5", "2.6", "3.2", "3.3"},  # in GD.apply_gradient, which SGD inherits
+    # The course's notebook as students hand it in, in every style: full marks.
+    **{name: exactly(set()) for name in ("course_correct", "course_sgd_numpy_rng", "course_style_variants",
+                                         "course_autograd_gradients", "course_colab_leftovers",
+                                         "course_permutation_sampling", "course_saved_by_jupyter")},
+    # One mistake each: the steps that show it fail, and nothing outside that optimizer.
+    "adam_no_bias_correction": ({"5.3", "5.4", "5.5"}, ADAM),
+    "adam_eps_inside_sqrt": ({"5.3", "5.5"}, ADAM),  # visible only when epsilon is large
+    "adam_t_not_incremented": ({"5.1", "5.3", "5.4", "5.5"}, ADAM),
+    "adagrad_accumulator_zero": ({"4.1", "4.3", "4.5"}, ADAGRAD),  # 0.1 matters for small gradients
+    "adagrad_eps_inside_sqrt": ({"4.3", "4.5"}, ADAGRAD),
+    "adagrad_no_sqrt": ({"4.3", "4.4", "4.5"}, ADAGRAD),
+    "adagrad_b_not_updated": ({"4.3", "4.4", "4.5"}, ADAGRAD),
+    "gd_missing_factor_2": exactly(GD),
+    "loss_sum_reduction": ({"1.2"}, {"1.2"}),  # 484 is the loss of one term: sum and mean agree there
+    "sgd_full_batch": ({"3.2", "3.3", "3.4"}, SGD),
+    "sgd_two_samples": ({"3.2", "3.3", "3.4"}, SGD),
     # Broken notebooks: graded by what they define.
-    "fault_not_json": ALL,
-    "fault_no_metadata": set(),
-    "fault_syntax_error_adam": ADAM,
-    "fault_missing_adagrad": ADAGRAD,
-    "fault_deleted_check_cells": set(),
-    "fault_duplicated_check_cell": set(),
-    "fault_cells_reversed": set(),
-    # Attacks on a correct notebook: the attack is contained and the code is graded as written.
-    "attack_os_exit": set(),
-    "attack_sys_exit": set(),
-    "attack_keyboard_interrupt": set(),
-    "attack_infinite_loop": set(),
-    "attack_uninterruptible_loop": set(),
-    "attack_print_50mb": set(),
-    "attack_systemexit_in_adam": ADAM - {"2.13"},  # calculate_gradient still works
-    "attack_replace_torch_adam": {"1.3"},  # 1c then calls the student's Adam with torch's arguments
-    # Delegating to torch.optim scores 0 for that optimizer, however it is hidden.
-    "attack_wrap_torch_optim": ADAM,
-    "attack_wrap_torch_optim_obfuscated": GD | SGD,  # SGD inherits GD.apply_gradient
-    "attack_wrap_torch_optim_alias": GD | SGD,
-    # Attacks on the template: nothing to earn, nothing earned, nothing left behind.
-    "attack_fork_bomb": ALL,
-    "attack_memory_hog": ALL,
-    "attack_read_reference": ALL,
-    "attack_write_results": ALL,
-    "attack_background_rewriter": ALL,
-    "attack_monkeypatch_isclose": ALL,
-    "attack_network": ALL,
+    "fault_not_json": exactly(ALL),
+    "fault_part2_notebook": exactly(ALL),
+    "fault_no_metadata": exactly(set()),
+    "fault_syntax_error_adam": exactly(ADAM),
+    "fault_missing_adagrad": exactly(ADAGRAD),
+    "fault_deleted_check_cells": exactly(set()),
+    "fault_duplicated_check_cell": exactly(set()),
+    "fault_cells_reversed": exactly(set()),
+    "partial_gd_sgd": exactly(STUBS),
+    "partial_adagrad_stub": exactly(ADAGRAD),
+    # Attacks on the correct notebook: contained, and the code is graded as written.
+    **{name: exactly(set()) for name in ("attack_os_exit", "attack_sys_exit", "attack_keyboard_interrupt",
+                                         "attack_infinite_loop", "attack_uninterruptible_loop", "attack_print_50mb")},
+    "attack_systemexit_in_adam": ({"5.3", "5.4", "5.5"}, ADAM),
+    "attack_replace_torch_adam": exactly(set()),  # only the given (1c) cell is affected, and it is not graded
+    # torch.optim cannot run where the classes are measured, however it is reached: the delegating optimizers
+    # earn nothing, the honest ones everything.
+    "attack_wrap_torch_optim": ({"5.3", "5.4", "5.5"}, ADAM),
+    "attack_wrap_torch_optim_obfuscated": ({"2.2", "2.3"}, GD | SGD),
+    "attack_wrap_torch_optim_alias": ({"2.2", "2.3"}, GD | SGD),
+    **{f"attack_optim_{route}": exactly(STUBS) for route in (
+        "direct", "thread", "settrace_none", "file_renamed", "helper_cell", "exec_source", "reload", "gc_objects",
+        "functional", "foreach")},
+    "attack_optim_fused_kernels": exactly(SGD | STUBS),
+    # Forged observations earn nothing above the honest score of the notebook they are added to.
+    "attack_forge_display": ({"5.3", "5.4", "5.5"}, ADAM),  # on Adam without bias correction
+    **{f"attack_forge_{how}": exactly(STUBS) for how in ("json_dumps", "input_transformer", "class_body",
+                                                           "fd_write")},
+    # Reading what is not theirs: AdaGrad and Adam would become the reference's if it were readable.
+    **{f"attack_{what}": exactly(STUBS) for what in ("read_checkout", "git_show", "dist_zip", "proc_scan",
+                                                       "leftovers_write", "leftovers_read", "kill_neighbours",
+                                                       "deep_tree", "fork_bomb", "memory_hog", "read_reference",
+                                                       "write_results", "background_rewriter",
+                                                       "monkeypatch_isclose", "network")},
+    "attack_symlink_solution": exactly(ALL),  # the link is not followed: no notebook was submitted
+    "attack_status_injection": exactly(ADAGRAD),
+    "=SUM(1,2)": exactly(STUBS),
 }
+
+
+def _path(name: str) -> Path:
+    folder = CORPUS / name
+    return folder if folder.is_dir() else CORPUS / f"{name}.ipynb"
 
 
 def _grade_one(name: str, out: str) -> tuple[float, float]:
     from autograder.grade import grade
     started = time.monotonic()
-    grade(CORPUS / f"{name}.ipynb", Path(out) / f"{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS)
+    grade(_path(name), Path(out) / f"{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS)
     return time.monotonic() - started, time.time()
 
 
@@ -96,7 +122,8 @@ def graded(tmp_path_factory):
 
 def test_corpus_matches_its_generator():
     assert make_corpus.main(["--check"]) == 0
-    assert {p.stem for p in CORPUS.glob("*.ipynb")} == set(EXPECTED_FAILURES)
+    assert {p.stem if p.suffix == ".ipynb" else p.name for p in CORPUS.iterdir() if p.suffix == ".ipynb" or p.is_dir()} \
+        == set(EXPECTED_FAILURES)
 
 
 @pytest.mark.slow
@@ -106,7 +133,8 @@ def test_each_submission_gets_exactly_what_it_deserves(graded, name):
     results = json.loads((out / f"{name}.json").read_text())
     jsonschema.validate(results, SCHEMA)
     failed = {t["number"] for t in results["tests"] if t["status"] == "failed" and t["max_score"] > 0}
-    assert failed == EXPECTED_FAILURES[name], results["output"]
+    must, may = EXPECTED_FAILURES[name]
+    assert must <= failed <= may, (failed, results["output"])
     graded_tests = [t for t in results["tests"] if t["max_score"] > 0]
     assert results["score"] == sum(t["max_score"] for t in graded_tests if t["number"] not in failed)
     assert all(t["score"] == 0 for t in graded_tests if t["number"] in failed)
@@ -122,15 +150,15 @@ def test_feedback_says_what_went_wrong(graded):
         return next(t["output"] for t in results[name]["tests"] if t["number"] == number)
 
     assert "not JSON" in results["fault_not_json"]["output"]
-    assert "syntax error at line" in results["fault_syntax_error_adam"]["output"]
-    assert "`Adam` is not defined" in output("fault_syntax_error_adam", "2.15")
-    assert "must not use `torch.optim`" in output("attack_wrap_torch_optim_alias", "2.3")
-    assert "first that differs" in output("adam_no_bias_correction", "2.15")
-    assert "expected" in output("adam_no_bias_correction", "2.15")
-    assert "kernel stopped" in results["attack_os_exit"]["output"]
-    assert "dropped" in results["attack_print_50mb"]["output"]
-    assert "mean" in output("loss_sum_reduction", "1.2")
-    assert "t` should be" in output("adam_t_not_incremented", "2.12")
+    assert "`Adam` is not defined" in output("fault_syntax_error_adam", "5.4")
+    assert "torch.optim is disabled" in output("attack_optim_thread", "4.4")
+    assert "without bias correction" in output("adam_no_bias_correction", "5.4")
+    assert "inside the square root" in output("adagrad_eps_inside_sqrt", "4.5")
+    assert "starts at 0.1" in output("adagrad_accumulator_zero", "4.1")
+    assert "factor 2" in output("gd_missing_factor_2", "2.3")
+    assert "whole training set" in output("sgd_full_batch", "3.3")
+    assert "sum" in output("loss_sum_reduction", "1.2").lower()
+    assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
 
 
 @pytest.mark.slow
