@@ -129,4 +129,4 @@ def discover(folder: Path) -> list[Entry]:
                 for key, record in sorted(records.items()) if key not in keys]
     if not entries:
         raise ValueError(f"no submissions in {folder}: expected *.ipynb files or one folder per submission")
-    return entries
+    return sorted(entries, key=lambda entry: entry.key)
