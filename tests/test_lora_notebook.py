@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autograder.assignments.hw4_part2 import last_layer_cell, notebook_constants
-from autograder.notebook import load_notebook, python_source
+from autograder.notebook import load_notebook
 
 from solution.finetune.train import weighted_f1
 from solution.lora import MyLoraConfig, get_lora_model, get_model_params_info
@@ -41,8 +41,8 @@ def definitions(path) -> dict:
     """The notebook's literal constants, imports and definitions, as the grader's measurement process holds them."""
     notebook = load_notebook(path)
     namespace = {"__name__": "__notebook__", **notebook_constants(notebook)}
-    for cell in notebook.definitions_only():
-        exec(compile(python_source(cell["source"]), f"{path.name}:{cell['id']}", "exec"), namespace)
+    for cell in notebook.definition_cells():
+        exec(compile(cell["source"], f"{path.name}: {cell['label']}", "exec"), namespace)
     return namespace
 
 

@@ -1,59 +1,33 @@
-"""A Part 2 grading without sandbox or kernel, for fast tests: each probe call runs as in the measurement process
-(a namespace holding the notebook's imports and definitions, built afresh per call; probes.py's text in a private
-namespace with an `_autograder` of load / describe / Missing / namespace), but in this process."""
+"""A Part 2 grading without the sandbox, for fast tests: each probe call runs through the measurement process's
+own runtime (autograder/inside/runtime.py: the notebook's imports and definitions built afresh per call, probes.py
+in a private namespace with `_autograder`), but in this process and without the guard."""
 
 from __future__ import annotations
 
 import json
-import types
-
 import torch
 
 from autograder.assignment import Call, Seeds
 from autograder.assignments.hw4_part2 import ASSIGNMENT, make_calls, reference
-from autograder.notebook import Notebook, python_source
+from autograder.inside import runtime
+from autograder.notebook import Notebook
 from autograder.plugin import CaseResult, Submission, run_cases
-
-
-class Missing(Exception):
-    pass
 
 
 def student_namespace(notebook: Notebook) -> dict:
     """The notebook's imports (each on its own: a failing one costs its names) and definitions, as they ran."""
-    namespace: dict = {"__name__": "__main__"}
-    for cell in notebook.definitions_only():
-        try:
-            exec(compile(python_source(cell["source"]), f"<{cell['id']}>", "exec"), namespace)
-        except Exception:
-            pass
-    return namespace
+    return _runtime(notebook).namespace
 
 
-def _loader(notebook: Notebook, namespace: dict):
-    def load(name, base=None, not_base=None):
-        chosen = notebook.last(name)
-        if chosen is None:
-            raise Missing(f"`{name}` is not defined in your notebook")
-        copy = dict(namespace)
-        exec(compile("\n" * (chosen.line - 1) + chosen.source, f"<{chosen.cell.label}>", "exec"), copy)
-        return copy[name]
-    return load
+def _runtime(notebook: Notebook) -> runtime.Runtime:
+    definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
+    return runtime.Runtime(notebook.definition_cells(), definitions, notebook.sources())
 
 
 def measure(notebook: Notebook, call: Call) -> dict:
-    """One call's reply entry, as the measurement process would give it."""
-    namespace = student_namespace(notebook)
-    runtime = types.SimpleNamespace(load=_loader(notebook, namespace), Missing=Missing, namespace=namespace,
-                                    describe=lambda error: f"{type(error).__name__}: {error}"[:1500])
-    probes: dict = {"_autograder": runtime, "__name__": "probes"}
-    exec(compile(ASSIGNMENT.probes_source, "<probes>", "exec"), probes)
-    try:
-        return {"ok": True, "value": json.loads(json.dumps(probes[call.entry](call.args)))}
-    except Missing as error:
-        return {"ok": False, "error": str(error), "missing": True}
-    except Exception as error:
-        return {"ok": False, "error": runtime.describe(error)}
+    """One call's reply entry, as the measurement process gives it: the sandbox's own runtime, in this process."""
+    reply = _runtime(notebook).call(ASSIGNMENT.probes_source, call.entry, call.args)
+    return json.loads(runtime.encode(reply))
 
 
 def grade_in_process(notebook: Notebook, seed_name: str = "corpus") -> dict[str, CaseResult]:
