@@ -1,6 +1,7 @@
 """Templates and solution notebooks come from one master each, have the course notebook's shape, and behave as a
 student would expect; the Part 1 corpus has the shape students hand in."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from student_template import build
 
@@ -123,6 +125,10 @@ def test_the_corpus_is_in_the_course_notebook_shape():
         assert all("id" not in cell for cell in notebook["cells"]), path.name
         assert all(cell["metadata"].get("id") for cell in notebook["cells"]), path.name
         nbformat.validate(nbformat.from_dict(notebook))
+        if path.stem != "fault_syntax_error_adam":  # an attack or variant that does not parse would test nothing
+            for cell in notebook["cells"]:
+                if cell["cell_type"] == "code":
+                    ast.parse(TransformerManager().transform_cell("".join(cell["source"])), path.name)
     resaved = json.loads((CORPUS / "course_saved_by_jupyter.ipynb").read_text())
     assert resaved["nbformat_minor"] == 5 and all(cell["id"] for cell in resaved["cells"])
 
@@ -146,6 +152,7 @@ BEHAVIOUR = {
     # One mistake, in one place: name -> what differs.
     **{name: {**SAME, wrong: "differs"} for name, wrong in (
         ("adam_no_bias_correction", "Adam"), ("adam_eps_inside_sqrt", "Adam"), ("adam_t_not_incremented", "Adam"),
+        ("adam_t_fixed_at_one", "Adam"),
         ("adagrad_accumulator_zero", "AdaGrad"), ("adagrad_eps_inside_sqrt", "AdaGrad"),
         ("adagrad_no_sqrt", "AdaGrad"), ("adagrad_b_not_updated", "AdaGrad"), ("gd_missing_factor_2", "GD"),
         ("loss_sum_reduction", "loss"), ("sgd_full_batch", "SGD"), ("sgd_two_samples", "SGD"))},

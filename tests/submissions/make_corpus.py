@@ -90,7 +90,9 @@ WRONG = {  # one honest mistake each, on the solution
                                           ("Adam", "v / (1 - self.beta2 ** self.t)", "v")),
     "adam_eps_inside_sqrt": nb.patched(SOLUTION, *[("Adam", ADAM_STEP.format(i), f"torch.sqrt(v_hat[{i}] + self.epsilon)")
                                                    for i in (0, 1)]),
-    "adam_t_not_incremented": nb.patched(SOLUTION, ("Adam", "        self.t += 1\n", "")),
+    "adam_t_not_incremented": nb.patched(SOLUTION, ("Adam", "        self.t += 1\n", "")),  # t stays 0: 0/0
+    "adam_t_fixed_at_one": nb.patched(SOLUTION, ("Adam", "        self.t = 0\n", "        self.t = 1\n"),
+                                      ("Adam", "        self.t += 1\n", "")),
     "adagrad_accumulator_zero": nb.patched(SOLUTION, ("AdaGrad", "torch.full((1, 2), 0.1), torch.tensor(0.1)",
                                                       "torch.zeros(1, 2), torch.tensor(0.0)")),
     "adagrad_eps_inside_sqrt": nb.patched(SOLUTION, *[("AdaGrad", ADAGRAD_STEP.format(p), f"torch.sqrt(G_{p} + self.epsilon)")
