@@ -58,8 +58,10 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
 def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Notebook, list[str]]:
     """The notebook to grade; with several, the one implementing most graded names (then the newest)."""
     candidates = find_notebooks(submission)
+    links = sorted(p.name for p in submission.rglob("*.ipynb") if p.is_symlink()) if submission.is_dir() else []
+    ignored = [f"Links are not followed: {', '.join(f'`{n}`' for n in links)} was ignored."] if links else []
     if len(candidates) == 1:
-        return load_notebook(candidates[0]), []
+        return load_notebook(candidates[0]), ignored
     loaded, problems = [], []
     for path in candidates:
         try:
@@ -78,8 +80,8 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
 
     chosen = max(loaded, key=score)
     others = ", ".join(f"`{n.path.name}`" for n in loaded if n is not chosen)
-    return chosen, [f"Your submission holds {len(candidates)} notebooks; graded `{chosen.path.name}`, the one "
-                    f"that implements the most graded functions and classes (not graded: {others})."]
+    return chosen, ignored + [f"Your submission holds {len(candidates)} notebooks; graded `{chosen.path.name}`, the "
+                              f"one that implements the most graded functions and classes (not graded: {others})."]
 
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
@@ -106,8 +108,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     summary = _summary(notebook, assignment, run, notes)
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
-                         detail=run.problem or ("kernel restarted" if "kernel_restarted" in run.reply.get("events", [])
-                                                else ""))
+                         detail=run.problem or "; ".join(e for e in run.reply.get("events", []) if e.startswith("the ")))
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None) -> dict:
@@ -182,10 +183,17 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
             lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells).")
     else:
         lines.append("Only your notebook's imports, functions and classes were run (no downloads, no training).")
-    if "kernel_restarted" in run.reply.get("events", []):
-        lines.append("Your notebook's kernel stopped (it crashed, exited, ran out of memory, or ignored an "
-                     "interrupt); the checks below ran in a fresh kernel holding only your imports, functions "
-                     "and classes.")
+    events = run.reply.get("events", [])
+    stopped = [e for e in events if e.startswith("the notebook run ")]
+    if stopped:
+        lines.append(f"{stopped[0].capitalize()} and was stopped. The checks below do not depend on it: they "
+                     "measured your functions and classes on their own, with only your imports and definitions.")
+    for event in events:
+        if event.startswith("definition stopped its process: "):
+            lines.append(f"A definition in {event.split(': ', 1)[1]} stopped the grading process (`os._exit`, say); "
+                         "it was left out of the checks.")
+    for label, error in run.reply.get("definition_errors", [])[:5]:
+        lines.append(f"Running the imports and definitions of {label} raised `{error}`.")
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
     return "\n\n".join(lines)

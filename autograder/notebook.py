@@ -94,6 +94,8 @@ def python_source(cell_source: str) -> str:
 
 
 def find_notebooks(path: Path) -> list[Path]:
+    if path.is_symlink():
+        raise SubmissionError(f"`{path.name}` is a link; links are not followed. Submit the notebook itself.")
     if path.is_file():
         return [path]
     if not path.is_dir():

@@ -197,26 +197,30 @@ def _watch_memory(find, limit_mb: int, stop: threading.Event, run: WorkerRun) ->
 
 
 def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:
-    if run.timed_out:
-        return None, "the notebook did not finish within the time limit"
-    if run.memory_exceeded:
-        return None, "the notebook ran out of memory"
+    """The reply: the measurements decide; the notebook run (after them) only adds its report. A run that ran out
+    of time or memory in the notebook, once the measurement process had answered, keeps its measurements."""
     decoded = {}
     for name, chunks in replies.items():
         raw = b"".join(chunks)
-        if len(raw) >= REPLY_LIMIT:
-            return None, "the grading process produced too much data"
         try:
-            decoded[name] = json.loads(raw) if raw else None
+            decoded[name] = json.loads(raw) if raw and len(raw) < REPLY_LIMIT else None
         except ValueError:
             decoded[name] = None
     measured, report = decoded["measurements"], decoded["report"]
     if not isinstance(measured, dict):
+        if run.timed_out:
+            return None, "the notebook did not finish within the time limit"
+        if run.memory_exceeded:
+            return None, "the notebook ran out of memory"
         return None, f"the grading process stopped without a result (exit status {run.returncode})"
-    report = report if isinstance(report, dict) else {"cells": [], "events": ["the notebook run left no report"]}
+    events = list(measured.get("events", []))
+    if not isinstance(report, dict):
+        why = "ran out of memory" if run.memory_exceeded else "did not finish within the time limit" \
+            if run.timed_out else "stopped"
+        report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
     reply = {**report, "probes": measured.get("probes", {}),
              "definition_errors": measured.get("definition_errors", []),
-             "events": report.get("events", []) + measured.get("events", [])}
+             "events": report.get("events", []) + events}
     return reply, ""
 
 

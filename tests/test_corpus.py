@@ -42,11 +42,13 @@ EXPECTED_FAILURES = {
     # The course's notebook as students hand it in, in every style: full marks.
     **{name: exactly(set()) for name in ("course_correct", "course_sgd_numpy_rng", "course_style_variants",
                                          "course_autograd_gradients", "course_colab_leftovers",
-                                         "course_permutation_sampling", "course_saved_by_jupyter")},
+                                         "course_permutation_sampling", "course_saved_by_jupyter",
+                                         "course_correct_download")},
     # One mistake each: the steps that show it fail, and nothing outside that optimizer.
     "adam_no_bias_correction": ({"5.3", "5.4", "5.5"}, ADAM),
     "adam_eps_inside_sqrt": ({"5.3", "5.5"}, ADAM),  # visible only when epsilon is large
     "adam_t_not_incremented": ({"5.1", "5.3", "5.4", "5.5"}, ADAM),
+    "adam_t_fixed_at_one": ({"5.1", "5.3", "5.4", "5.5"}, ADAM),
     "adagrad_accumulator_zero": ({"4.1", "4.3", "4.5"}, ADAGRAD),  # 0.1 matters for small gradients
     "adagrad_eps_inside_sqrt": ({"4.3", "4.5"}, ADAGRAD),
     "adagrad_no_sqrt": ({"4.3", "4.4", "4.5"}, ADAGRAD),
@@ -90,7 +92,7 @@ EXPECTED_FAILURES = {
                                                        "deep_tree", "fork_bomb", "memory_hog", "read_reference",
                                                        "write_results", "background_rewriter",
                                                        "monkeypatch_isclose", "network")},
-    "attack_symlink_solution": exactly(ALL),  # the link is not followed: no notebook was submitted
+    "attack_symlink_solution": exactly(STUBS),  # the link to the solution is not followed; the partial one is graded
     "attack_status_injection": exactly(ADAGRAD),
     "=SUM(1,2)": exactly(STUBS),
 }
@@ -159,13 +161,17 @@ def test_feedback_says_what_went_wrong(graded):
     assert "whole training set" in output("sgd_full_batch", "3.3")
     assert "sum" in output("loss_sum_reduction", "1.2").lower()
     assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
+    assert "became NaN" in output("adam_t_not_incremented", "5.4") or "no longer numbers" in output(
+        "adam_t_not_incremented", "5.4")
+    assert "link" in results["attack_symlink_solution"]["output"]
 
 
 @pytest.mark.slow
 def test_nothing_leaks_or_outlives_the_run(graded):
     out, timings = graded
     text = "".join(p.read_text() for p in out.glob("*.json"))
-    assert "Kingma" not in text and "def measure_optimizer" not in text  # reference and probe sources
+    assert "def make_data(" not in text and "def measure_optimizer" not in text  # reference and probe sources
+    assert "AG-LEFTOVER-MARKER" not in text  # what one run left never reaches another's feedback
     time.sleep(1.5)  # the background rewriter would have written its marker by now
     finished = timings["attack_background_rewriter"][1]
     assert not MARKER.exists() or MARKER.stat().st_mtime < finished

@@ -2,7 +2,8 @@
 
 Expected results are the rubric (tests/golden/hw4_part1_rubric.json, the README's point split) with the
 scores each submission deserves: all of them for the solution, none for the template, all but Adam's
-trajectory checks for Adam without bias correction.
+step checks for Adam without bias correction. The shipped rubric.yml must say the same (the course's weights:
+model and loss 5, GD 5, SGD 5, AdaGrad 10, Adam 15).
 """
 
 import json
@@ -22,8 +23,17 @@ SUBMISSIONS = {
     "solution": (ROOT / "solution/notebooks/hw4_part1.ipynb", set()),
     "template": (ROOT / "student_template/hw4_part1.ipynb", {t["number"] for t in RUBRIC["tests"]}),
     "adam_no_bias_correction": (ROOT / "tests/submissions/hw4_part1/adam_no_bias_correction.ipynb",
-                                {"2.14", "2.15", "2.16", "3.5"}),
+                                {"5.1", "5.3", "5.4", "5.5", "5.6"}),
 }
+
+
+def test_the_shipped_rubric_is_the_pinned_one_with_the_courses_weights():
+    from autograder.assignment import load_assignment
+    shipped = load_assignment("hw4_part1").rubric()
+    assert [(n, e["weight"], e["visibility"], e["name"]) for n, e in shipped.items()] == \
+        [(t["number"], t["max_score"], t["visibility"], t["name"]) for t in RUBRIC["tests"]]
+    per_part = {part: sum(t["max_score"] for t in RUBRIC["tests"] if t["number"].startswith(part)) for part in "12345"}
+    assert per_part == {"1": 5, "2": 5, "3": 5, "4": 10, "5": 15}
 
 
 def run_gradescope(tree: Path, notebook: Path, name: str = "hw4_part1.ipynb") -> dict:

@@ -3,6 +3,8 @@ measurement with the reference: forward and loss by value, every optimizer run s
 rule (replay.py). The failure message is the student's feedback: the first step that differs, expected and got,
 and the likely mistake by name when a known one reproduces the run."""
 
+import math
+
 from gradescope_utils.autograder_utils.decorators import number
 
 from autograder.assignments.hw4_part1 import replay as rule
@@ -46,7 +48,11 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
         lines.append(f"{what}{WHAT[run]}: your code stopped at step {len(trajectory) + 1}"
                      + (f" with `{got['error']}`." if got.get("error") else "."))
     mistake = rule.diagnose(name, kwargs, X, y, trajectory, result) if not result.ok else ""
-    if mistake:
+    if not result.ok and not all(math.isfinite(x) for x in trajectory[result.first_bad]):
+        lines.append("Your parameters are no longer numbers (NaN or infinite) after this step: a division by zero"
+                     + (", e.g. a bias correction 1 − βᵗ with `t` still 0: increment `self.t` before using it."
+                        if name == "Adam" else "."))
+    elif mistake:
         lines.append(f"Likely mistake: {mistake}.")
     elif not result.ok and name in rule.ONE_SAMPLE:
         lines.append(SAMPLING_HINT)
@@ -174,7 +180,7 @@ def test_adagrad_accumulator_start(submission):
         raise AssertionError("`AdaGrad` should keep its running sums in `self.accumulator = (acc_w, acc_b)`.")
     assert_close(state["accumulator"], [0.1, 0.1, 0.1], "`AdaGrad().accumulator` before the first step, as "
                  "(acc_w1, acc_w2, acc_b)", hint="The accumulator starts at 0.1, as in the handout.")
-    check_steps(submission, "AdaGrad", "custom", 1)  # and the first step behaves as if it did
+    check_steps(submission, "AdaGrad", "handout", 1)  # and the first step behaves as if it did
 
 
 @number("4.2")
@@ -215,7 +221,7 @@ def test_adam_state(submission):
     if after.get("t") != [float(steps)]:
         raise AssertionError(f"After {steps} steps `t` should be {steps}; yours is `{fmt(after.get('t'))}`.\n\n"
                              f"Likely mistake: `t` is not counted: increment `self.t` once per step.")
-    check_steps(submission, "Adam", "custom", 2)  # and the first steps behave as if they were
+    check_steps(submission, "Adam", "handout", 2)  # and the first steps behave as if they were
 
 
 @number("5.2")
