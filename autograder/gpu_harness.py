@@ -23,13 +23,13 @@ import traceback
 from pathlib import Path
 
 from autograder import grade
-from autograder.assignment import ASSIGNMENTS, Call, load_assignment
+from autograder.assignment import Call, load_assignment
 from autograder.assignments.hw4_part2 import SMALL_BERT, notebook_constants
 from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.probes import p2_counts
 from autograder.errors import SubmissionError
 from autograder.notebook import find_notebooks, load_notebook
-from autograder.sandbox import Limits, run_worker
+from autograder.sandbox import Limits
 
 __all__ = ["HarnessSettings", "BASE_BERT", "EXPECTED_BASE_COUNTS", "reference_counts", "run_one", "run_all",
            "markdown", "main"]
@@ -123,10 +123,7 @@ def _measure(notebook, calls: list[Call], limits: Limits):
     """The sandboxed run that `grade` uses, with the harness's probes after the assignment's."""
     assignment = load_assignment("hw4_part2")
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
-    if hasattr(grade, "measure"):
-        return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits)
-    protected = [grade.ROOT / p for p in assignment.reference_paths + grade.PROTECTED] + [ASSIGNMENTS]
-    return run_worker(grade.build_request(notebook, assignment, calls, probes_source=probes), limits, protected)
+    return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits)
 
 
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],

@@ -86,6 +86,7 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
     warm_start(assignment.preload)  # first: its imports overlap the grader's work up to run_worker
+    notes = notes + _other_assignment(notebook, assignment)
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
@@ -102,8 +103,9 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
-    staff = run.notes + ([f"using the development secret: hidden seeds are predictable"] if is_default else [])
-    staff.append(f"worker: exit {run.returncode}, {run.wall_seconds:.1f} s, peak cgroup memory {run.peak_memory_mb} MB"
+    staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
+    staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak private memory "
+                 f"{run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     summary = _summary(notebook, assignment, run, notes)
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
@@ -151,6 +153,16 @@ def _answer_all(reference, calls, into: dict) -> None:
             into[call.name] = json.loads(_answers[key])  # a fresh copy: a case may not alter another's answer
         except Exception:
             pass
+
+
+def _other_assignment(notebook: Notebook, assignment: Assignment) -> list[str]:
+    """A sentence when the notebook implements another assignment's names better than this one's."""
+    best, count = detect_assignment(notebook)
+    if best.name == assignment.name or count <= sum(n in notebook.definitions for n in assignment.graded_names):
+        return []
+    names = ", ".join(f"`{n}`" for n in best.graded_names if n in notebook.definitions)
+    return [f"**This notebook looks like {best.title}** (it defines {names}), but it was graded as "
+            f"{assignment.title}. Check that you submitted it to the right assignment."]
 
 
 def _grade_without_run(assignment: Assignment, message: str, started: float) -> dict:

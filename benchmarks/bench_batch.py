@@ -36,26 +36,25 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # kind -> (base, [(cell id, old text, new text)]); every old text must be present, so no variant is silently correct.
 VARIANTS = {
     "correct": ("solution", []),
-    "correct_reordered_imports": ("solution", [("imports", "import torch\nfrom torch import nn",
-                                                "from torch import nn\nimport torch")]),
-    "wrong_adam_no_bias_correction": ("solution", [("adam", "m / (1 - self.beta1 ** self.t)", "m"),
-                                                   ("adam", "v / (1 - self.beta2 ** self.t)", "v")]),
-    "wrong_sgd_full_batch": ("solution", [("sgd", "_squared_error_gradient(*_one_sample(X, y), model)",
+    "correct_reordered_imports": ("solution", [("imports", "import torch\nimport torch.nn as nn",
+                                                "import torch.nn as nn\nimport torch")]),
+    "wrong_adam_no_bias_correction": ("solution", [("Adam", "m / (1 - self.beta1 ** self.t)", "m"),
+                                                   ("Adam", "v / (1 - self.beta2 ** self.t)", "v")]),
+    "wrong_sgd_full_batch": ("solution", [("SGD", "_squared_error_gradient(*_one_sample(X, y), model)",
                                            "_squared_error_gradient(X, y, model)")]),
-    "wrong_gd_missing_factor_2": ("solution", [("gd", "grad_w = 2 * residual.T", "grad_w = residual.T"),
-                                               ("gd", "grad_b = 2 * residual.mean()", "grad_b = residual.mean()")]),
-    "wrong_loss_sum": ("solution", [("model-torch", "torch.mean((y_true - y_pred) ** 2)",
+    "wrong_gd_missing_factor_2": ("solution", [("GD", "grad_w = 2 * residual.T", "grad_w = residual.T"),
+                                               ("GD", "grad_b = 2 * residual.mean()", "grad_b = residual.mean()")]),
+    "wrong_loss_sum": ("solution", [("LR_MSE", "torch.mean((y_true - y_pred) ** 2)",
                                      "torch.sum((y_true - y_pred) ** 2)")]),
-    "wrong_adagrad_accumulator_zero": ("solution", [("adagrad", "torch.full((1, 2), 0.1), torch.tensor(0.1)",
+    "wrong_adagrad_accumulator_zero": ("solution", [("AdaGrad", "torch.full((1, 2), 0.1), torch.tensor(0.1)",
                                                      "torch.zeros(1, 2), torch.tensor(0.0)")]),
     "faulty_template": ("template", []),
-    "faulty_syntax_error": ("solution", [("adam", "self.t += 1", "self.t += = 1")]),
-    "faulty_raises_in_adam": ("solution", [("adam", "self.t += 1", "self.t += 1\n        raise RuntimeError('oops')")]),
-    "faulty_kernel_exit": ("solution", [("check-2b", "sgd_model = run_optimizer(SGD())",
-                                         "import os; os._exit(1)\nsgd_model = run_optimizer(SGD())")]),
-    "faulty_memory_hog": ("solution", [("check-2c", "adagrad_model = run_optimizer(AdaGrad(lr=0.1))",
-                                        "hog = torch.ones(2**29)  # 2 GB, over the 1200 MB limit\n"
-                                        "adagrad_model = run_optimizer(AdaGrad(lr=0.1))")]),
+    "faulty_syntax_error": ("solution", [("Adam", "self.t += 1", "self.t += = 1")]),
+    "faulty_raises_in_adam": ("solution", [("Adam", "self.t += 1", "self.t += 1\n        raise RuntimeError('oops')")]),
+    "faulty_kernel_exit": ("solution", [("SGD_eval", "optimizer = SGD()", "import os; os._exit(1)\noptimizer = SGD()")]),
+    "faulty_memory_hog": ("solution", [("AdaGrad_eval", "optimizer = AdaGrad(lr=0.1)",
+                                        "hog = torch.ones(2**29)  # 2 GB, over the memory limit\n"
+                                        "optimizer = AdaGrad(lr=0.1)")]),
     "faulty_not_json": ("text", []),
 }
 MIX = ["correct"] * 3 + ["correct_reordered_imports"] + [k for k in VARIANTS if k.startswith(("wrong", "faulty"))]
@@ -75,7 +74,7 @@ def generate(folder: Path, count: int) -> dict[str, str]:
             (folder / f"{stem}.ipynb").write_text(f"student {index}: this is not a notebook\n")
             continue
         notebook = copy.deepcopy(bases[base])
-        cells = {cell.id: cell for cell in notebook.cells}
+        cells = {cell.get("id") or cell.metadata.get("id"): cell for cell in notebook.cells}  # course shape: Colab's id
         for cell_id, old, new in edits:
             if old not in cells[cell_id].source:
                 raise ValueError(f"variant {kind}: {old!r} is not in cell {cell_id}")
@@ -122,7 +121,7 @@ class TreeRss:
 def run_batch(folder: Path, out: Path, jobs: int) -> tuple[float, float, float]:
     """(wall seconds, peak tree RSS in MB, CPU seconds of the whole tree)."""
     command = [sys.executable, "-m", "autograder", "--submissions", str(folder), "--out", str(out),
-               "--jobs", str(jobs), "--force", "--assignment", "hw4_part1"]
+               "--jobs", str(jobs), "--force", "--assignment", "hw4_part1", "--dev-secret"]  # public inputs suffice
     cpu_before = _children_cpu()
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -65,6 +65,8 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
         command += ["--ro-bind", str(path), str(path)]
     command += ["--ro-bind", str(INSIDE), SANDBOX_INSIDE, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                 "--dir", "/scratch", "--dir", "/var/tmp", "--chdir", "/"]
+    for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU harness: CUDA needs its device files
+        command += ["--dev-bind", str(device), str(device)]
     return command + ["--", *argv]
 
 

@@ -18,7 +18,7 @@ __all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL"]
 
 RTOL, ATOL = 1e-3, 1e-4
 STEP_ATOL = 2e-5  # float32 parameters near 5 are exact to about 5e-7; their difference, to about 1e-6
-BEAM = 1024
+TIE, MAX_TIES = 0.5, 4096
 ONE_SAMPLE = {"SGD", "AdaGrad", "Adam"}
 DEFAULTS = {"GD": {"lr": 0.01}, "SGD": {"lr": 0.01}, "AdaGrad": {"lr": 0.001, "epsilon": 1e-7},
             "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}}
@@ -102,8 +102,8 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
     """Check `trajectory` (parameters [w1, w2, b] after each step) against the rule, step by step.
 
     Steps are compared as updates (next minus current parameters), relative to their own size. Several samples can
-    give the same step (Adam's first step is lr times the gradient's signs), so every state still consistent with
-    the run is kept (a beam, at most BEAM) until the steps tell them apart."""
+    give the same step (Adam's first step is lr times the gradient's signs), so every state that reproduces the step
+    about as well as the best does is kept (at most MAX_TIES) until the steps tell them apart."""
     h = {**DEFAULTS[kind], **kwargs}
     Xt = torch.tensor(X, dtype=torch.float64)
     yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
@@ -120,9 +120,11 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
             b, k = divmod(flat, error.shape[1])
             result.first_bad, result.expected = step, (theta - update[b, k]).tolist()
             return result
-        rows, columns = torch.nonzero(error <= 1, as_tuple=True)
-        if len(rows) > BEAM:
-            order = torch.argsort(error[rows, columns])[:BEAM]
+        # Keep what reproduces the step about as well as the best does (float32 rounding is a small fraction of
+        # the tolerance); Adam's first step ties every sample whose gradient has the same signs.
+        rows, columns = torch.nonzero(error <= min(1.0, best + TIE), as_tuple=True)
+        if len(rows) > MAX_TIES:
+            order = torch.argsort(error[rows, columns])[:MAX_TIES]
             rows, columns = rows[order], columns[order]
         flat = int(error.argmin())
         if kind in ONE_SAMPLE and mistake != "full_batch":
