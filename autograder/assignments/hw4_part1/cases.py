@@ -34,8 +34,8 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
     """The first `steps` steps (all by default) follow the update rule from the optimizer's own state."""
     got, X, y, kwargs, asked = _problem(submission, name, run)
     want = steps or asked
-    trajectory = got["trajectory"][:want]
-    result = rule.replay(name, kwargs, X, y, trajectory)
+    trajectory, gradients = got["trajectory"][:want], got.get("gradients")
+    result = rule.replay(name, kwargs, X, y, trajectory, gradients=gradients)
     if result.ok and len(trajectory) == want:
         return result
     what = f"The first {want} steps of `{name}`" if steps else f"{want} steps of `{name}`"
@@ -47,7 +47,7 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
     else:
         lines.append(f"{what}{WHAT[run]}: your code stopped at step {len(trajectory) + 1}"
                      + (f" with `{got['error']}`." if got.get("error") else "."))
-    mistake = rule.diagnose(name, kwargs, X, y, trajectory, result) if not result.ok else ""
+    mistake = rule.diagnose(name, kwargs, X, y, trajectory, result, gradients) if not result.ok else ""
     if not result.ok and not all(math.isfinite(x) for x in trajectory[result.first_bad]):
         lines.append("Your parameters are no longer numbers (NaN or infinite) after this step: a division by zero"
                      + (", e.g. a bias correction 1 − βᵗ with `t` still 0: increment `self.t` before using it."
@@ -68,9 +68,9 @@ def check_gradient(submission, name: str) -> None:
                         torch.tensor(rule.START, dtype=torch.float64))
     candidates = G.mean(0, keepdim=True) if name == "GD" else G
     first = got["gradients"][0]
-    if len(first) != 3:
+    if first is None or len(first) != 3:
         raise AssertionError(f"`{name}.calculate_gradient` should return (grad_w, grad_b) with 2 + 1 numbers; "
-                             f"yours has {len(first)}.")
+                             f"yours {'is not a pair of tensors' if first is None else f'has {len(first)}'}.")
     distance = ((candidates - torch.tensor(first, dtype=torch.float64)).abs()
                 - (rule.ATOL + rule.RTOL * candidates.abs())).amax(1)
     best = int(distance.argmin())

@@ -16,6 +16,16 @@ def _flat(value) -> list:
     return torch.as_tensor(value, dtype=torch.float32).detach().reshape(-1).tolist()
 
 
+def _readable(grads):
+    """The gradient as three numbers, or None when it is not (grad_w, grad_b)-shaped: the replay then tries every
+    sample instead of reading which one this step used."""
+    try:
+        flat = _flat(grads)
+    except Exception:
+        return None
+    return flat if len(flat) == 3 else None
+
+
 def _state(optimizer) -> dict:
     state = {}
     for name in ("accumulator", "m", "v", "t"):
@@ -49,8 +59,7 @@ def measure_optimizer(Optimizer, Model, X, y, kwargs: dict, steps: int, describe
         result["state_before"] = _state(optimizer)
         for step in range(steps):
             grads = optimizer.calculate_gradient(X, y, model)
-            if step < 10:
-                result["gradients"].append(_flat(grads))
+            result["gradients"].append(_readable(grads))
             optimizer.apply_gradient(grads, model)
             result["trajectory"].append(_flat((model.w, model.b)))
         result["state_after"] = _state(optimizer)

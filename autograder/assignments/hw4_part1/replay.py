@@ -18,7 +18,7 @@ __all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL"]
 
 RTOL, ATOL = 1e-3, 1e-4
 STEP_ATOL = 2e-5  # float32 parameters near 5 are exact to about 5e-7; their difference, to about 1e-6
-TIE, MAX_TIES = 0.5, 4096
+TIE, MAX_TIES = 0.5, 512
 ONE_SAMPLE = {"SGD", "AdaGrad", "Adam"}
 DEFAULTS = {"GD": {"lr": 0.01}, "SGD": {"lr": 0.01}, "AdaGrad": {"lr": 0.001, "epsilon": 1e-7},
             "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}}
@@ -64,12 +64,29 @@ def _state(kind: str, mistake: str | None) -> dict:
     return {}
 
 
-def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state: dict, mistake: str | None):
-    """Next parameters for every (state in the beam, sample) pair, (B, K, 3), and the states they leave."""
+def _effective(kind: str, G: torch.Tensor, mistake: str | None) -> torch.Tensor:
+    """The gradients a step may use, (K, 3): one per sample, or the batch's (GD, a full-batch mistake)."""
     if mistake == "half_gradient":
         G = G / 2
     if mistake == "full_batch" or kind == "GD":
         G = (G.sum(0) if mistake == "sum_not_mean" else G.mean(0))[None, :]
+    return G
+
+
+def _matching(G: torch.Tensor, reported) -> torch.Tensor | None:
+    """Rows of G equal to the gradient the student's calculate_gradient returned (None: no usable report)."""
+    if not isinstance(reported, list) or len(reported) != 3:
+        return None
+    g = torch.tensor(reported, dtype=torch.float64)
+    if not bool(torch.isfinite(g).all()):
+        return None
+    distance = ((G - g).abs() / (1e-5 + RTOL * G.abs())).amax(1)
+    rows = torch.nonzero(distance <= 1).flatten()
+    return rows if len(rows) else None
+
+
+def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state: dict, mistake: str | None):
+    """Next parameters for every (state in the beam, gradient row) pair, (B, K, 3), and the states they leave."""
     G = G[None, :, :]  # (1, K, 3)
     if kind in ("GD", "SGD"):
         update, new = h["lr"] * G, {}
@@ -98,12 +115,15 @@ def _keep(new: dict, rows: torch.Tensor, columns: torch.Tensor) -> dict:
     return {k: (v[rows, columns] if torch.is_tensor(v) else v) for k, v in new.items()}
 
 
-def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake: str | None = None) -> Replay:
+def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake: str | None = None,
+           gradients: list | None = None) -> Replay:
     """Check `trajectory` (parameters [w1, w2, b] after each step) against the rule, step by step.
 
-    Steps are compared as updates (next minus current parameters), relative to their own size. Several samples can
-    give the same step (Adam's first step is lr times the gradient's signs), so every state that reproduces the step
-    about as well as the best does is kept (at most MAX_TIES) until the steps tell them apart."""
+    Steps are compared as updates (next minus current parameters), relative to their own size. The gradient the
+    student's calculate_gradient returned at each step (`gradients`) names its sample when it equals one; else every
+    sample is tried. Several samples can give the same step (Adam's first step is lr times the gradient's signs), so
+    every state that reproduces the step about as well as the best does is kept (at most MAX_TIES) until the steps
+    tell them apart."""
     h = {**DEFAULTS[kind], **kwargs}
     Xt = torch.tensor(X, dtype=torch.float64)
     yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
@@ -111,7 +131,11 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
     result = Replay(steps=len(trajectory), first_bad=None)
     for step, reached in enumerate(trajectory):
         got = torch.tensor(reached, dtype=torch.float64)
-        update, new = _candidates(kind, h, theta, _gradients(Xt, yt, theta), state, mistake)
+        G = _effective(kind, _gradients(Xt, yt, theta), mistake)
+        rows_used = _matching(G, gradients[step]) if gradients and step < len(gradients) else None
+        if rows_used is not None:
+            G = G[rows_used]
+        update, new = _candidates(kind, h, theta, G, state, mistake)
         moved = theta - got
         error = ((update - moved).abs() / (STEP_ATOL + RTOL * update.abs())).amax(-1)  # (B, K)
         best = float(error.min()) if error.numel() else float("inf")
@@ -128,19 +152,21 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
             rows, columns = rows[order], columns[order]
         flat = int(error.argmin())
         if kind in ONE_SAMPLE and mistake != "full_batch":
-            result.samples.append(flat % error.shape[1])
+            column = flat % error.shape[1]
+            result.samples.append(int(rows_used[column]) if rows_used is not None else column)
         state = _keep(new, rows, columns) if kind in ("AdaGrad", "Adam") else state
         theta = got
     return result
 
 
-def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correct: Replay) -> str:
+def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correct: Replay,
+             gradients: list | None = None) -> str:
     """The named mistake that reproduces the run further than the correct rule does ("" when none does)."""
     best, reach = "", (correct.first_bad or 0)
     for name, (kinds, text) in MISTAKES.items():
         if kind not in kinds:
             continue
-        attempt = replay(kind, kwargs, X, y, trajectory, mistake=name)
+        attempt = replay(kind, kwargs, X, y, trajectory, mistake=name, gradients=gradients)
         got = attempt.steps if attempt.ok else attempt.first_bad
         if got > reach and got >= min(3, len(trajectory)):
             best, reach = text, got
