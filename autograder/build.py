@@ -31,7 +31,7 @@ __all__ = ["BuildError", "build", "shipped_secret", "zip_members", "reference_mo
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = Path(__file__).resolve().parent
 ENTRY_POINTS = ("setup.sh", "run_autograder")  # executable, at the zip's root
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ENGINE / "requirements.txt"  # the engine's runtime; an assignment folder's requirements.txt adds to it
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 # Never shipped, whatever a future change to the collection rules does: a last check on the final list.
 FORBIDDEN = re.compile(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache__|\.git)(/|$)|\.(pyc|ipynb)$")
@@ -53,7 +53,7 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
         raise BuildError(str(error)) from None
     secret, source = shipped_secret(assignment, secret_from)
     members = zip_members(assignment)
-    requirements = pinned_requirements(REQUIREMENTS)
+    requirements = shipped_requirements(assignment)
     if check:
         check_scores(assignment, secret, log)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +143,20 @@ def pinned_requirements(path: Path) -> str:
     if loose:
         raise BuildError(f"{path} must pin every package with `==` (Gradescope rebuilds from it); not pinned: {loose}")
     return path.read_text()
+
+
+def shipped_requirements(assignment: Assignment) -> str:
+    """The zip's requirements.txt: the engine's runtime, then the assignment's own file if it has one; every line
+    pinned, and no package named twice (pip refuses conflicting pins, on Gradescope only)."""
+    files = [REQUIREMENTS, ASSIGNMENTS / assignment.name / "requirements.txt"]
+    texts = [(path, pinned_requirements(path)) for path in files if path.is_file()]
+    names = [re.sub(r"[-_.]+", "-", line.split("==")[0].split("[")[0]).lower()
+             for _, text in texts for line in (raw.split("#")[0].strip() for raw in text.splitlines()) if line]
+    shown = {path: path.relative_to(ROOT) if path.is_relative_to(ROOT) else path for path, _ in texts}
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise BuildError(f"{assignment.name}: {', '.join(twice)} pinned both in {shown[REQUIREMENTS]} "
+                         f"and in the assignment's requirements.txt; keep one pin")
+    return "".join(f"# {shown[path]}\n{text.rstrip()}\n" for path, text in texts)
 
 
 def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]) -> None:
