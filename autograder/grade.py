@@ -90,7 +90,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
-    request = build_request(notebook, assignment, calls)
+    request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"))
     protected = _protected(assignment)
     reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
     expected: dict = {}
@@ -113,13 +113,14 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
                          detail=run.problem or "; ".join(e for e in run.reply.get("events", []) if e.startswith("the ")))
 
 
-def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None) -> dict:
+def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
+                  run_seed: int = 0) -> dict:
     """What the sandbox is asked to do: the measurements (definitions, probes, calls) and the notebook run."""
     # Without run_all_cells the notebook is not run at all: only its imports and definitions are measured.
     cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     return {
-        "cells": cells,
+        "cells": cells, "seed": run_seed,
         "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
                     "calls": [c.to_json() for c in calls]},
@@ -206,6 +207,9 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
                          "it was left out of the checks.")
     for label, error in run.reply.get("definition_errors", [])[:5]:
         lines.append(f"Running the imports and definitions of {label} raised `{error}`.")
+    if run.memory_exceeded:
+        lines.append("Your code used more memory than allowed, so the process holding it was stopped; "
+                     "look for a loop that keeps allocating.")
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
     return "\n\n".join(lines)

@@ -184,16 +184,22 @@ def _finder(zygote: Zygote, user):
 
 
 def _watch_memory(find, limit_mb: int, stop: threading.Event, run: WorkerRun) -> None:
-    """Memory as the run's processes hold it (private pages); over the limit, the run is stopped."""
+    """Memory as the run's processes hold it (private pages); over the limit, the biggest process is stopped, as
+    the OOM killer would: a hog in one measurement costs that measurement, a hog in the notebook run its kernel."""
     peak = 0.0
     while not stop.wait(WATCH_SECONDS):
-        used = processes.private_memory_mb(find())
+        sizes = {pid: processes.private_memory_mb([pid]) for pid in find()}
+        used = sum(sizes.values())
         peak = max(peak, used)
         run.peak_memory_mb = round(peak, 1)
-        if used > limit_mb:
+        if used > limit_mb and sizes:
             run.memory_exceeded = True
-            processes.kill_all(find)
-            return
+            biggest = max(sizes, key=sizes.get)
+            run.notes.append(f"memory limit ({limit_mb} MB) reached: stopped a process holding {sizes[biggest]:.0f} MB")
+            try:
+                os.kill(biggest, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:

@@ -530,7 +530,7 @@ def test_a_gradescope_export_is_graded_for_real(tmp_path):
         ("submission_101", "ada@example.edu"), ("submission_102", "pat@example.edu"),
         ("submission_102", "cj@example.edu"), ("submission_103", "")]  # a group's members: a row each
     grades = {row["submission"]: row for row in students}
-    assert grades["submission_101"]["name"] == "Ada Lovelace" and grades["submission_101"]["1.3"] == "2"
+    assert grades["submission_101"]["name"] == "Ada Lovelace" and grades["submission_101"]["1.3"] == "1"
     assert (grades["submission_101"]["gradescope_score"], grades["submission_101"]["changed"]) == ("40", "no")
     assert grades["submission_101"]["file"] == "submission_101/hw4_part1.ipynb"
     assert "Nothing was submitted" in grades["submission_102"]["detail"]

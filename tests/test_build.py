@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PART1 = "hw4_part1"
 CORPUS = ROOT / "tests/submissions" / PART1
 RUBRIC = ROOT / "tests/golden" / f"{PART1}_rubric.json"
-WRONG = ("adam_no_bias_correction", "sgd_full_batch")  # 33/40 each; expected failures from tests/test_corpus.py
+WRONG = ("adam_no_bias_correction", "sgd_full_batch")  # expected failures from tests/test_corpus.py
 
 
 @pytest.fixture(scope="module")

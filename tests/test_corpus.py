@@ -7,7 +7,7 @@ a run), a run that ends within its time limit plus 15 s, and a clean machine aft
 import json
 import multiprocessing
 import os
-import subprocess
+import pwd
 import time
 from pathlib import Path
 
@@ -80,7 +80,8 @@ EXPECTED_FAILURES = {
     "attack_wrap_torch_optim_alias": ({"2.2", "2.3"}, GD | SGD),
     **{f"attack_optim_{route}": exactly(STUBS) for route in (
         "direct", "thread", "settrace_none", "file_renamed", "helper_cell", "exec_source", "reload", "gc_objects",
-        "functional", "foreach")},
+        "foreach")},
+    "attack_optim_functional": (STUBS - {"4.2", "5.2"}, STUBS),  # its calculate_gradient is honest
     "attack_optim_fused_kernels": exactly(SGD | STUBS),
     # Forged observations earn nothing above the honest score of the notebook they are added to.
     "attack_forge_display": ({"5.3", "5.4", "5.5"}, ADAM),  # on Adam without bias correction
@@ -96,6 +97,21 @@ EXPECTED_FAILURES = {
     "attack_status_injection": exactly(ADAGRAD),
     "=SUM(1,2)": exactly(STUBS),
 }
+
+
+def _run_processes() -> list[str]:
+    """Processes of a sandbox user other than a warm start (a zygote, whose parent is bubblewrap) still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or not pwd.getpwuid(proc.stat().st_uid).pw_name.startswith(SANDBOX_USER):
+                continue
+            parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            if Path(f"/proc/{parent}/comm").read_text().strip() != "bwrap":
+                found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()[:80]!r}")
+        except (OSError, KeyError, IndexError):
+            continue
+    return found
 
 
 def _path(name: str) -> Path:
@@ -153,7 +169,7 @@ def test_feedback_says_what_went_wrong(graded):
 
     assert "not JSON" in results["fault_not_json"]["output"]
     assert "`Adam` is not defined" in output("fault_syntax_error_adam", "5.4")
-    assert "torch.optim is disabled" in output("attack_optim_thread", "4.4")
+    assert "torch.optim is disabled" in output("attack_optim_direct", "4.4")
     assert "without bias correction" in output("adam_no_bias_correction", "5.4")
     assert "inside the square root" in output("adagrad_eps_inside_sqrt", "4.5")
     assert "starts at 0.1" in output("adagrad_accumulator_zero", "4.1")
@@ -175,7 +191,6 @@ def test_nothing_leaks_or_outlives_the_run(graded):
     time.sleep(1.5)  # the background rewriter would have written its marker by now
     finished = timings["attack_background_rewriter"][1]
     assert not MARKER.exists() or MARKER.stat().st_mtime < finished
-    leftover = subprocess.run(["pgrep", "-u", SANDBOX_USER], capture_output=True, text=True).stdout.split()
-    assert leftover == []
+    assert _run_processes() == []
     assert set(CGROUPS.glob("autograder-*")) <= timings["scratch_before"]  # every run's cgroup removed
     assert set(SCRATCH.glob("autograder-*")) <= timings["scratch_before"]  # no scratch folder left behind

@@ -140,10 +140,13 @@ def test_nothing_a_run_leaves_in_tmp_or_shm_reaches_the_next(mode):
     assert not [n for n in os.listdir("/tmp") + os.listdir("/dev/shm") if n.startswith("ag-left")]
 
 
-def test_a_memory_hog_is_stopped_by_the_memory_limit(mode):
-    run = measure([("hog", "hog", {}, 60)], limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
+def test_a_memory_hog_is_stopped_by_the_memory_limit_and_costs_only_its_own_check(mode):
+    run = measure([("hog", "hog", {}, 60), ("optimizer", "optimizer", {}, 30)],
+                  limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
     assert run.memory_exceeded, run.notes
-    assert run.problem == "the notebook ran out of memory"
+    assert any("memory limit (400 MB) reached" in note for note in run.notes)
+    assert run.reply["probes"]["hog"] == {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
+    assert value(run, "optimizer").startswith("RuntimeError")  # the next check still ran
 
 
 def test_a_call_that_hangs_times_out_and_the_next_still_runs():

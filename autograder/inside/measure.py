@@ -27,6 +27,7 @@ import guard
 import runtime
 
 RESULT_LIMIT = 8_000_000
+FRAME = b"\x00autograder-frame:"
 
 
 def main(request_fd: int, reply_fd: int) -> None:
@@ -36,16 +37,19 @@ def main(request_fd: int, reply_fd: int) -> None:
         os._exit(0)  # not needed after all
     request = json.loads(raw)
     os.set_inheritable(reply_fd, False)
-    guard.install(request.get("kind", "optimizers"))
-    deadline = time.monotonic() + request["deadline"]
     reply: dict = {"probes": {}, "definition_errors": [], "events": []}
-    cells = _surviving_cells(request, reply, deadline)
-    for call in request["calls"]:
-        left = deadline - time.monotonic()
-        if left <= 1:
-            reply["probes"][call["name"]] = {"ok": False, "error": "not run: the time limit was reached"}
-            continue
-        reply["probes"][call["name"]] = _run_call(request, cells, call, min(call["timeout"], left))
+    try:
+        guard.install(request.get("kind", "optimizers"))
+        deadline = time.monotonic() + request["deadline"]
+        cells = _surviving_cells(request, reply, deadline)
+        for call in request["calls"]:
+            left = deadline - time.monotonic()
+            if left <= 1:
+                reply["probes"][call["name"]] = {"ok": False, "error": "not run: the time limit was reached"}
+                continue
+            reply["probes"][call["name"]] = _run_call(request, cells, call, min(call["timeout"], left))
+    except Exception as error:  # a bug here must still leave a reply: the calls not measured say so
+        reply["events"].append(f"the measurement process failed: {error!r}")
     data = json.dumps(reply, allow_nan=True).encode()
     view = memoryview(data)
     while view:
@@ -58,13 +62,27 @@ def _surviving_cells(request: dict, reply: dict, deadline: float) -> list[dict]:
     cells = list(request["cells"])
     for _ in range(len(cells) + 1):
         outcome = _in_child(lambda write: _check_cells(cells, request, write), max(1.0, deadline - time.monotonic()))
-        done = [json.loads(line) for line in outcome["output"].splitlines() if line.strip()]
+        done = _progress(outcome["output"], len(cells))
         if len(done) == len(cells):
-            reply["definition_errors"] = [[cells[i]["label"], text] for i, text in done if text]
+            reply["definition_errors"] = [[cells[i]["label"], text] for i, text in enumerate(done) if text]
             return cells
         fatal = cells.pop(len(done))
         reply["events"].append(f"definition stopped its process: {fatal['label']}")
     return cells
+
+
+def _progress(output: str, count: int) -> list[str]:
+    """The errors of the cells the check child got through, in order. Student code shares that child, so anything
+    but the expected `[index, text]` lines is ignored (and a line it forges only misplaces its own cells)."""
+    done: list[str] = []
+    for line in output.splitlines():
+        try:
+            index, text = json.loads(line)
+        except (ValueError, TypeError):
+            continue
+        if index == len(done) and isinstance(text, str) and len(done) < count:
+            done.append(text)
+    return done
 
 
 def _check_cells(cells: list[dict], request: dict, write) -> None:
@@ -87,6 +105,8 @@ def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> d
     except ValueError:
         result = None
     if not isinstance(result, dict) or "ok" not in result:
+        if outcome["status"] == -9:  # SIGKILL: the sandbox's memory watchdog, or the kernel's OOM killer
+            return {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
         why = f"exit status {outcome['status']}" if outcome["status"] else "no result"
         return {"ok": False, "error": f"your code stopped the grading process ({why})"}
     return result
@@ -105,8 +125,12 @@ def _seed(seed: int) -> None:
 
 
 def _in_child(body, timeout: float) -> dict:
-    """Run body(write) in a forked child; collect what it wrote within `timeout` seconds."""
+    """Run body(write) in a forked child; collect what it wrote within `timeout` seconds.
+
+    Student code shares the child and its pipe, so what body writes is framed with a nonce drawn for this child,
+    and only the frames are read back: bytes written around them (a flood of fake results) are ignored."""
     read_end, write_end = os.pipe()
+    nonce = os.urandom(8).hex().encode()
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -115,7 +139,7 @@ def _in_child(body, timeout: float) -> dict:
             write = os.write
 
             def send(data: bytes) -> None:
-                view = memoryview(data)
+                view = memoryview(FRAME + nonce + b"%012d" % len(data) + data)
                 while view:
                     view = view[write(write_end, view):]
 
@@ -142,9 +166,26 @@ def _in_child(body, timeout: float) -> dict:
     if timed_out:
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    output = b"".join(chunks) if size <= RESULT_LIMIT else b""
+    output = _frames(b"".join(chunks), nonce) if size <= RESULT_LIMIT else b""
     return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out,
             "status": os.waitstatus_to_exitcode(status)}
+
+
+def _frames(raw: bytes, nonce: bytes) -> bytes:
+    """The payloads of the well-formed frames carrying this child's nonce, in order."""
+    marker, found, start = FRAME + nonce, [], 0
+    while (at := raw.find(marker, start)) >= 0:
+        head = at + len(marker)
+        try:
+            length = int(raw[head:head + 12])
+        except ValueError:
+            start = head
+            continue
+        payload = raw[head + 12:head + 12 + length]
+        if len(payload) == length:
+            found.append(payload)
+        start = head + 12 + len(payload)
+    return b"".join(found)
 
 
 def _become_child(keep: int) -> None:

