@@ -141,6 +141,8 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
         for reader in readers:
             reader.join(timeout=5)
         exceeded, peak = groups.memory_report()
+        if exceeded:
+            run.notes.append(f"memory limit ({limits.memory_mb} MB) reached: the cgroup stopped a process")
         run.memory_exceeded |= exceeded
         run.peak_memory_mb = peak if peak is not None else run.peak_memory_mb
         groups.remove()

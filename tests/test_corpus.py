@@ -179,7 +179,7 @@ def test_feedback_says_what_went_wrong(graded):
     assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
     assert "became NaN" in output("adam_t_not_incremented", "5.4") or "no longer numbers" in output(
         "adam_t_not_incremented", "5.4")
-    assert "link" in results["attack_symlink_solution"]["output"]
+    assert "Links are not followed" in results["attack_symlink_solution"]["output"]
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 
 __all__ = ["sandbox_user", "let_user_run_python", "lock_down", "remove_leftovers", "remove_tree"]
@@ -20,19 +21,24 @@ TEMPORARY = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def sandbox_user(name: str, notes: list[str]) -> pwd.struct_passwd | None:
-    """The run's unprivileged user (one per concurrent slot), created on first use; None when not root."""
+    """The run's unprivileged user (one per concurrent slot), created on first use; None when not root.
+    Concurrent gradings may create users at once, and useradd then fails on /etc/passwd's lock: retried."""
     if os.geteuid() != 0:
         return None
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        raise OSError(f"could not create the sandbox user {name}: {made.stderr.strip()}")
-    notes.append(f"created the sandbox user {name}")
-    return pwd.getpwnam(name)
+    error = ""
+    for attempt in range(20):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                              capture_output=True, text=True)
+        if made.returncode == 0:
+            notes.append(f"created the sandbox user {name}")
+            return pwd.getpwnam(name)
+        error = made.stderr.strip()
+        time.sleep(0.1 * (attempt + 1))
+    raise OSError(f"could not create the sandbox user {name}: {error}")
 
 
 def python_paths() -> list[Path]:
