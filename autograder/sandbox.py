@@ -81,9 +81,10 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
     zygote = warm_start(preload, user)
     if not zygote.wait_ready(WARM_START_SECONDS):
         notes.append(f"the warm start did not become ready; its log:\n{zygote.log_tail()}")
-        zygote = warm_start(preload, user)
+        refusal = "" if zygote.mode == "fallback" else "the sandbox's warm start failed inside bubblewrap"
+        zygote = warm_start(preload, user, refusal=refusal)
         if not zygote.wait_ready(WARM_START_SECONDS):
-            return WorkerRun(None, notes=notes, problem="the sandbox could not start")
+            return WorkerRun(None, notes=notes + [zygote.log_tail()], problem="the sandbox could not start")
     run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
     groups, scratch = Cgroups({}), None
     if zygote.mode == "fallback":
@@ -289,14 +290,17 @@ def _close_warm_starts() -> None:
         zygote.close()
 
 
-def warm_start(preload: tuple[str, ...], user=None) -> Zygote:
-    """The zygote for `preload` and this run's user, started now if none is alive; returns at once."""
+def warm_start(preload: tuple[str, ...], user=None, refusal: str = "") -> Zygote:
+    """The zygote for `preload` and this run's user, started now if none is alive; returns at once.
+    `refusal` forces the fallback sandbox, saying why."""
     if user is None and os.geteuid() == 0:
         user = host.sandbox_user(SANDBOX_USER, [])
-    key = (preload, user.pw_uid if user else None, os.environ.get("AUTOGRADER_DISABLE", ""))
+    key = (preload, user.pw_uid if user else None, os.environ.get("AUTOGRADER_DISABLE", ""), refusal)
     zygote = _zygotes.get(key)
     if zygote is None or not zygote.alive() or "zygote" in os.environ.get("AUTOGRADER_DISABLE", ""):
         if zygote is not None:
             zygote.close()
-        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None)
+        if user is not None:  # before bubblewrap is tried: it must reach the environment as that user
+            host.let_user_run_python(INSIDE, [])
+        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal)
     return zygote

@@ -109,14 +109,17 @@ def _as_user(uid: int | None):
 class Zygote:
     """The grader's handle on one zygote process; one run at a time. It exits when its socket closes."""
 
-    def __init__(self, preload: tuple[str, ...], env: dict[str, str], user_uid: int | None):
-        self.refusal = namespaces_refusal(user_uid)
+    def __init__(self, preload: tuple[str, ...], env: dict[str, str], user_uid: int | None, refusal: str = ""):
+        self.refusal = refusal or namespaces_refusal(user_uid)
         self.mode = "fallback" if self.refusal else "namespaces"
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         self.log = tempfile.TemporaryFile()
-        script = f"{SANDBOX_INSIDE}/zygote.py" if self.mode == "namespaces" else str(INSIDE / "zygote.py")
-        argv = [sys.executable, "-I", script, str(theirs.fileno()), self.mode, json.dumps(list(preload))]
+        if self.mode == "namespaces":  # the environment as bound in the view: its real path, not a link to it
+            script, python = f"{SANDBOX_INSIDE}/zygote.py", str(Path(sys.prefix).resolve() / "bin" / "python")
+        else:
+            script, python = str(INSIDE / "zygote.py"), sys.executable
+        argv = [python, "-I", script, str(theirs.fileno()), self.mode, json.dumps(list(preload))]
         command = bwrap_command(argv, theirs.fileno()) if self.mode == "namespaces" else argv
         self.process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env,
