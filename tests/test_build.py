@@ -153,7 +153,7 @@ def test_the_build_grades_with_the_secret_and_rubric_it_ships(monkeypatch, tmp_p
     monkeypatch.setattr(build, "grade", grade)
     monkeypatch.setenv("AUTOGRADER_RUBRIC", str(tmp_path / "a rubric that does not ship.yml"))
     built = build.build(PART1, tmp_path / "dist", log=lambda message: None)
-    assert seen == [(_secret(built), None)] * 2  # both notebooks, with the shipped secret and the folder's rubric
+    assert seen == [(_secret(built), None)] * 4  # both notebooks in both sandboxes, the shipped secret, the folder's rubric
     assert os.environ["AUTOGRADER_RUBRIC"] == str(tmp_path / "a rubric that does not ship.yml")
     assert secret_variable(PART1) not in os.environ  # put back as it was
 
