@@ -144,16 +144,21 @@ def test_the_zip_is_written_0600(tmp_path, no_secret):
 
 
 def test_the_build_grades_with_the_secret_and_rubric_it_ships(monkeypatch, tmp_path, no_secret):
-    seen = []
+    seen, sandboxes = [], []
     graded = fake_grade({"reference": 40, "template": 0})
 
     def grade(path, *args, **kwargs):
         seen.append((load_assignment(PART1).secret()[0], os.environ.get("AUTOGRADER_RUBRIC")))
+        sandboxes.append((path.parent.name, os.environ.get("AUTOGRADER_DISABLE")))
         return graded(path, *args, **kwargs)
+    monkeypatch.delenv("AUTOGRADER_DISABLE", raising=False)
     monkeypatch.setattr(build, "grade", grade)
     monkeypatch.setenv("AUTOGRADER_RUBRIC", str(tmp_path / "a rubric that does not ship.yml"))
     built = build.build(PART1, tmp_path / "dist", log=lambda message: None)
     assert seen == [(_secret(built), None)] * 4  # both notebooks in both sandboxes, the shipped secret, the folder's rubric
+    assert sandboxes == [("notebooks", None), ("student_template", None),  # the full sandbox, then the fallback
+                         ("notebooks", "bwrap"), ("student_template", "bwrap")]
+    assert "AUTOGRADER_DISABLE" not in os.environ
     assert os.environ["AUTOGRADER_RUBRIC"] == str(tmp_path / "a rubric that does not ship.yml")
     assert secret_variable(PART1) not in os.environ  # put back as it was
 
