@@ -176,6 +176,11 @@ def test_feedback_says_what_went_wrong(graded):
     assert "factor 2" in output("gd_missing_factor_2", "2.3")
     assert "whole training set" in output("sgd_full_batch", "3.3")
     assert "sum" in output("loss_sum_reduction", "1.2").lower()
+    assert "`b` is never updated" in output("adagrad_b_not_updated", "4.4")
+    assert "square root is missing" in output("adagrad_no_sqrt", "4.4")
+    assert "ε inside the square root" in output("adam_eps_inside_sqrt", "5.5")
+    assert "`t` is not counted" in output("adam_t_fixed_at_one", "5.4")
+    assert "accumulator starts at 0" in output("adagrad_accumulator_zero", "4.5")
     assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
     assert "became NaN" in output("adam_t_not_incremented", "5.4") or "no longer numbers" in output(
         "adam_t_not_incremented", "5.4")
