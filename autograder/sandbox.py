@@ -170,10 +170,10 @@ def _forget(worker) -> None:
 
 def _plan(limits: Limits, mode: str, scratch: Path | None, groups: Cgroups, user) -> dict:
     rlimits = {"RLIMIT_CPU": limits.wall_seconds * 2, "RLIMIT_FSIZE": limits.max_file_mb * 2**20, "RLIMIT_CORE": 0}
+    if user is not None and "pids" not in groups.paths:  # a slot user of its own: its count is the run's (a
+        rlimits["RLIMIT_NPROC"] = limits.max_processes  # TA's own user also runs their desktop: no limit there)
     if mode == "namespaces":
         return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits}
-    if "pids" not in groups.paths and user is not None:
-        rlimits["RLIMIT_NPROC"] = limits.max_processes
     return {"scratch": str(scratch), "rlimits": rlimits,
             "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
             "uid": user.pw_uid if user else None, "gid": user.pw_gid if user else None}
