@@ -100,14 +100,14 @@ EXPECTED_FAILURES = {
 
 
 def _run_processes() -> list[str]:
-    """Processes of a sandbox user other than a warm start (a zygote, whose parent is bubblewrap) still alive."""
+    """Processes of a sandbox user still alive, other than a warm start (bubblewrap and its zygote)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             if not proc.name.isdigit() or not pwd.getpwuid(proc.stat().st_uid).pw_name.startswith(SANDBOX_USER):
                 continue
             parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            if Path(f"/proc/{parent}/comm").read_text().strip() != "bwrap":
+            if "bwrap" not in ((proc / "comm").read_text().strip(), Path(f"/proc/{parent}/comm").read_text().strip()):
                 found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()[:80]!r}")
         except (OSError, KeyError, IndexError):
             continue

@@ -60,14 +60,15 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
     command = [bwrap_binary(), "--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "ALL",
                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session"]
+    # The fresh mounts first: a bind below /tmp (a checkout there, its venv) must land on top of the new /tmp.
+    command += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/scratch", "--dir", "/var/tmp"]
     for path in SYSTEM_PATHS:
         command += ["--ro-bind-try", path, path]
     for name in ETC_FILES:
         command += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for path in python_paths():
         command += ["--ro-bind", str(path), str(path)]
-    command += ["--ro-bind", str(INSIDE), SANDBOX_INSIDE, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--dir", "/scratch", "--dir", "/var/tmp", "--chdir", "/"]
+    command += ["--ro-bind", str(INSIDE), SANDBOX_INSIDE, "--chdir", "/"]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU harness: CUDA needs its device files
         command += ["--dev-bind", str(device), str(device)]
     return command + ["--", *argv]
