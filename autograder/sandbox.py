@@ -173,7 +173,8 @@ def _plan(limits: Limits, mode: str, scratch: Path | None, groups: Cgroups, user
     if user is not None and "pids" not in groups.paths:  # a slot user of its own: its count is the run's (a
         rlimits["RLIMIT_NPROC"] = limits.max_processes  # TA's own user also runs their desktop: no limit there)
     if mode == "namespaces":
-        return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits}
+        return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits,
+                "keep": [str(p) for p in host.python_paths()]}  # bound at the same paths in the view
     return {"scratch": str(scratch), "rlimits": rlimits,
             "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
             "uid": user.pw_uid if user else None, "gid": user.pw_gid if user else None}

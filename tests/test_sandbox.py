@@ -110,7 +110,9 @@ def test_the_run_sees_only_its_own_files_and_processes(mode):
     if mode == "namespaces":  # the checkout is not in the view at all; /proc holds the run's processes only
         assert not any(seen["exists"].values()), seen["exists"]
         assert len(seen["pids"]) <= 6, seen["pids"]  # worker, measurement, its child, two kernel seeds
-        assert seen["cwd"] == "/scratch" and seen["tmp"] == []
+        from autograder.supervisor.host import python_paths
+        environment = {p.parts[2] for p in python_paths() if p.parts[:2] == ("/", "tmp")}  # a venv under /tmp
+        assert seen["cwd"] == "/scratch" and set(seen["tmp"]) == environment
         assert not any("FALLBACK" in note for note in run.notes)
     else:  # the same files exist on the host but the sandbox user cannot read them
         assert value(run, "read") == "PermissionError"

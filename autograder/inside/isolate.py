@@ -14,7 +14,7 @@ import ctypes
 import os
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x1, 0x2, 0x4, 0x20, 0x1000, 0x4000, 0x40000
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 24, 47, 4
 PR_SET_DUMPABLE = 4
 CAPABILITY_VERSION_3 = 0x20080522
@@ -34,14 +34,23 @@ def _mount(source: str, target: str, kind: str, flags: int = 0, options: str | N
                        options.encode() if options else None), f"mount {kind} on {target}")
 
 
-def enter(scratch: str, scratch_mb: int) -> int:
+def enter(scratch: str, scratch_mb: int, keep: list[str] = ()) -> int:
     """Unshare and remount; fork. Returns 0 in the child (PID 1 of the run), the child's pid in the parent,
-    which should only wait for it."""
+    which should only wait for it. `keep`: bound paths inside a folder that gets a fresh tmpfs (an environment
+    under /tmp, say), bound again on top of it."""
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
     _mount("none", "/", "", MS_REC | MS_PRIVATE)
-    for target, size in {**TMPFS_MB, scratch: scratch_mb}.items():
+    fresh = {**TMPFS_MB, scratch: scratch_mb}
+    kept = {path: os.open(path, os.O_PATH) for path in keep
+            if any(path.startswith(t + "/") for t in fresh) and os.path.exists(path)}
+    for target, size in fresh.items():
         os.makedirs(target, exist_ok=True)
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
+    for path, fd in kept.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, "", MS_BIND | MS_REC)
+        _mount("none", path, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+        os.close(fd)
     pid = os.fork()
     if pid == 0:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)  # this PID namespace's processes only

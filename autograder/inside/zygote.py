@@ -48,7 +48,7 @@ def _run(job: dict, fds: list[int], mode: str) -> int:
     os.environ.update(job["env"])
     if mode == "namespaces":
         confine.first_to_go()
-        child = isolate.enter(plan["scratch"], plan["scratch_mb"])
+        child = isolate.enter(plan["scratch"], plan["scratch_mb"], plan.get("keep", []))
         if child:
             for fd in keep:
                 os.close(fd)
