@@ -4,10 +4,11 @@ import csv
 import json
 from pathlib import Path
 
+from solution.finetune.answers import answer_e, answer_g
 from solution.finetune.config import FinetuneConfig, parse_method
 from solution.finetune.plots import compared_methods, label, load_results, percent_text
 
-__all__ = ["rank_rows", "write_rank_table", "write_report"]
+__all__ = ["rank_rows", "write_rank_table", "write_report", "timing_section"]
 
 
 def rank_rows(results: dict[str, dict]) -> list[dict]:
@@ -54,7 +55,7 @@ def _methods_table(results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _timing_section(timing: dict, figure: str | None) -> str:
+def timing_section(timing: dict, figure: str | None) -> str:
     ms = timing["median_ms"]
     rows = [("training forward, full fine-tuning", "train_forward_full"),
             ("training forward, LoRA (cannot be merged)", "train_forward_lora"),
@@ -106,10 +107,14 @@ def write_report(out: Path, cfg: FinetuneConfig) -> Path:
     if shown:
         compared = ", ".join(label(m) for m in compared_methods(cfg))
         parts.append(f"## Figures ({compared})\n\n" + "\n".join(shown))
+    if results:
+        parts.append("## (e) LoRA vs full and last-layer fine-tuning\n\n" + "\n\n".join(answer_e(results, cfg)) + "\n")
     parts.append("## (f) Best validation accuracy per LoRA rank\n\n" + write_rank_table(out, results))
+    if results:
+        parts.append("## (g) The rank, with alpha fixed\n\n" + "\n\n".join(answer_g(results, cfg)) + "\n")
     if (out / "timing.json").is_file():
         figure = "fig_h_forward_time.png"
-        parts.append("## (h) Forward time\n\n" + _timing_section(json.loads((out / "timing.json").read_text()),
+        parts.append("## (h) Forward time\n\n" + timing_section(json.loads((out / "timing.json").read_text()),
                                                                    figure if (out / figure).is_file() else None))
     path = out / "report.md"
     path.write_text("\n".join(parts))
