@@ -55,7 +55,7 @@ def _figure(run: Path, out: Path, question: str) -> list[Block]:
         return [Para(f"(No `{name}` in the run folder.)")]
     (out / "part2").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / name, out / "part2" / name)
-    return [Image(f"part2/{name}", caption)]
+    return [Image(f"part2/{name}", caption, 100 if question == "a" else 60)]
 
 
 def part2_blocks(run: Path, out: Path, rubric: dict) -> list[Block]:

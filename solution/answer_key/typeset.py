@@ -18,8 +18,7 @@ _SYMBOLS = {
     "le": "<=", "ge": ">=", "ne": "!=", "approx": "approx", "ldots": "dots", "max": "max", "bar": None,
     "{": "\\{", "}": "\\}", "lambda": "lambda", "theta": "theta", "nabla": "nabla", "sqrt": None,
 }
-_TEXT_COMMANDS = {"text", "mathrm", "operatorname"}
-_TOKEN = re.compile(r"\\[a-zA-Z]+|\\.|[{}^_]|[0-9]+(?:\.[0-9]+)?|[a-zA-Z]|\s+|.")
+_TOKEN = re.compile(r"\\(?:text|mathrm|operatorname)\{[^{}]*\}|\\[a-zA-Z]+|\\.|[{}^_]|[0-9]+(?:\.[0-9]+)?|[a-zA-Z]|\s+|.")
 
 
 def _tokens(latex: str) -> list[str]:
@@ -61,9 +60,9 @@ def _convert(tokens: list[str]) -> str:
                 den, i = _group(tokens, i)
                 atoms.append(f"frac({_convert(num)}, {_convert(den)})")
                 continue
-            if name in _TEXT_COMMANDS:
-                arg, i = _group(tokens, i + 1)
-                atoms.append('"' + _raw(arg).replace('"', '\\"') + '"')
+            if "{" in name:  # \text{...} and kin, kept whole by the tokenizer with their spaces
+                atoms.append('"' + name[name.index("{") + 1:-1].replace('"', '\\"') + '"')
+                i += 1
                 continue
             if name == "mathbb":
                 arg, i = _group(tokens, i + 1)
