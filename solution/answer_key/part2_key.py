@@ -55,7 +55,7 @@ def _figure(run: Path, out: Path, question: str) -> list[Block]:
         return [Para(f"(No `{name}` in the run folder.)")]
     (out / "part2").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / name, out / "part2" / name)
-    return [Image(f"part2/{name}", caption, 100 if question == "a" else 60)]
+    return [Image(f"part2/{name}", caption, 100 if question in "ah" else 60)]
 
 
 def part2_blocks(run: Path, out: Path, rubric: dict) -> list[Block]:
@@ -86,6 +86,8 @@ def part2_blocks(run: Path, out: Path, rubric: dict) -> list[Block]:
         elif timing is None:
             blocks.append(Para("(No `timing.json` in the run folder.)"))
         else:
+            if cfg.smoke:
+                blocks.append(Para("**Smoke run:** a tiny model's timings on a busy CPU; the ratios are noise."))
             blocks += _markdown_to_blocks(timing_section(timing, None)) + _figure(run, out, q)
         blocks += rubric_blocks(rubric, "part2", q)
     return blocks
