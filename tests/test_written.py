@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from solution.answer_key import formulas, numbers, wengert
-from solution.answer_key.formulas import CLOSED_FORMS, Point
+from solution.answer_key.formulas import QUESTIONS, Factor, IndexForm, Point
 
 PROPERTY = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -27,18 +27,27 @@ def points(draw) -> Point:
 
 
 def agrees_with_autograd(question: str, form, pt: Point) -> bool:
-    param = CLOSED_FORMS[question][0]
+    param = QUESTIONS[question].param
     got, want = form(pt), formulas.autograd_grads(pt)[param]
     return got.shape == want.shape and torch.allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("question", sorted(CLOSED_FORMS))
-@pytest.mark.parametrize("form", ["index", "matrix"])
+@pytest.mark.parametrize("question", sorted(QUESTIONS))
+@pytest.mark.parametrize("form", ["chain", "result", "matrix"])
 @PROPERTY
 @given(pt=points())
 def test_closed_form_equals_autograd(question, form, pt):
-    _, index_form, matrix_form = CLOSED_FORMS[question]
-    assert agrees_with_autograd(question, index_form if form == "index" else matrix_form, pt)
+    """Each form the key prints (index form with the deltas, deltas summed out, matrix form) is autograd's."""
+    assert agrees_with_autograd(question, getattr(QUESTIONS[question], form), pt)
+
+
+def test_the_key_prints_the_index_forms_the_code_computes():
+    # Written by hand from the derivation: what a TA reads in the key for (c).
+    c = QUESTIONS["c"]
+    assert c.chain.latex() == (r"\sum_k \sum_m \sum_n 2(p_k - y_k)\, W^{(2)}_{km}\, \delta_{mn}\, "
+                               r"\mathbb{1}[q_n > 0]\, \delta_{ni}\, x_j")
+    assert c.result.latex() == r"\sum_k 2(p_k - y_k)\, W^{(2)}_{ki}\, \mathbb{1}[q_i > 0]\, x_j"
+    assert QUESTIONS["a"].result.latex() == r"2(p_k - y_k)\, h_l"
 
 
 def test_points_include_inactive_units_and_other_shapes():
@@ -68,12 +77,19 @@ def _mutants():
     def h_instead_of_mask(pt):  # h where 1[q > 0] belongs
         f = formulas.forward(pt)
         return torch.outer((pt.W2.T @ (2 * (f["p"] - pt.y))) * f["h"], pt.x)
-    return [no_mask, W2_not_transposed, no_factor_2, h_instead_of_mask]
+    chain = QUESTIONS["c"].chain
+    # The key's printed index form, edited: the ReLU factor deleted, or W2's indices swapped (W2_{mk}).
+    chain_without_relu = IndexForm(chain.output, tuple(f for f in chain.factors if "mathbb" not in f.latex))
+    chain_W2_swapped = IndexForm(chain.output, tuple(
+        Factor(f.indices[::-1], f.latex, f.value) if "W^{(2)}" in f.latex else f for f in chain.factors))
+    named = {f.__name__: f for f in (no_mask, W2_not_transposed, no_factor_2, h_instead_of_mask)}
+    named |= {"printed_chain_without_relu": chain_without_relu, "printed_chain_W2_indices_swapped": chain_W2_swapped}
+    return [pytest.param(f, id=name) for name, f in named.items()]
 
 
-@pytest.mark.parametrize("mutant", _mutants(), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("mutant", _mutants())
 def test_a_mutated_formula_fails_the_property_test(mutant):
-    """The property test is not vacuous: each wrong (c) is caught (a falsifying point is found)."""
+    """The property test is not vacuous: each wrong (c), in code or as the key prints it, is caught."""
     @settings(PROPERTY, phases=[Phase.generate])
     @given(pt=points())
     def property_test(pt):
@@ -99,10 +115,11 @@ def test_wengert_list_executed_equals_the_network(pt):
 def test_each_backward_function_equals_its_symbolic_result(pt):
     grads = wengert.backward(wengert.execute(pt))
     auto = formulas.autograd_grads(pt)
-    for question, (param, _, matrix_form) in CLOSED_FORMS.items():
+    for question, q in QUESTIONS.items():
+        param = q.param
         bw = next(b for b in wengert.BACKWARD if b.wrt == param)
         assert bw.equals == f"({question})"
-        assert torch.allclose(grads[param], matrix_form(pt), rtol=1e-12, atol=1e-12)
+        assert torch.allclose(grads[param], q.matrix(pt), rtol=1e-12, atol=1e-12)
         assert torch.allclose(grads[param], auto[param], rtol=1e-10, atol=1e-10)
 
 
@@ -131,7 +148,7 @@ def test_h_catches_a_dropped_relu_where_a_unit_is_inactive():
     test above is what catches it. Made inactive, unit 2's gradient must vanish."""
     pt = numbers.handout_point()
     pt = Point(W1=pt.W1, b1=torch.tensor([4.0, -100.0], dtype=torch.float64), W2=pt.W2, b2=pt.b2, x=pt.x, y=pt.y)
-    assert formulas.dL_db1_matrix(pt)[1] == 0 == formulas.autograd_grads(pt)["b1"][1]
+    assert QUESTIONS["d"].matrix(pt)[1] == 0 == formulas.autograd_grads(pt)["b1"][1]
 
 
 def test_legacy_entry_point_still_prints_h(capsys):

@@ -30,7 +30,7 @@ def build_key(out: Path, run: Path | None = None) -> dict[str, Path]:
     with tempfile.TemporaryDirectory(prefix="hw4-smoke-") as tmp:
         run_dir = Path(run) if run is not None else smoke_run(Path(tmp) / "smoke")
         blocks = [Heading(1, TITLE),
-                  Para("Written 1.1 (28 points) and Part 2 (30 hand-graded points): answers, the forms accepted as "
+                  Para("Written 1.1 and Part 2's hand-graded questions: answers, the forms accepted as "
                        "equivalent, and Gradescope rubric items (also as one CSV and one YAML file per question in "
                        "`rubric/`). Built by `python -m solution.answer_key`; every number comes from the code.")]
         blocks += written_blocks(rubric) + [PageBreak()] + part2_blocks(run_dir, out, rubric)

@@ -1,11 +1,12 @@
 """Written 1.1 (a)-(e) as code: the network, each partial in index form and in matrix form, and autograd.
 
 Network (one sample): q = W1 x + b1, h = ReLU(q), p = W2 h + b2, L = (p - y)^T (p - y), with W1 of shape (H1, D),
-W2 of shape (H2, H1). Every gradient has the shape of its parameter (numerator layout of torch); the transposed
+W2 of shape (H2, H1). Every gradient has the shape of its parameter (numerator layout, torch's); the transposed
 (denominator) layout is accepted in written answers.
 
-The index forms are written literally, Kronecker deltas included (torch.eye), so that the code reads like the
-derivation it checks; the matrix forms are the compact results a student is expected to reach.
+An index form is a list of factors with their indices: the same object computes the gradient (an einsum, Kronecker
+deltas as identity matrices) and prints the LaTeX the key shows, so the key's formula cannot differ from the code
+the tests check against autograd. A matrix form keeps its LaTeX beside the function that computes it.
 """
 
 from collections.abc import Callable
@@ -13,9 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Point", "forward", "relu_mask", "autograd_grads", "CLOSED_FORMS", "sgd_update_W1",
-           "dL_dW2_index", "dL_dW2_matrix", "dL_db2_index", "dL_db2_matrix",
-           "dL_dW1_index", "dL_dW1_matrix", "dL_db1_index", "dL_db1_matrix"]
+__all__ = ["Point", "Factor", "IndexForm", "MatrixForm", "Question", "QUESTIONS", "forward", "relu_mask",
+           "autograd_grads", "sgd_update_W1", "SGD_LATEX"]
 
 
 @dataclass(frozen=True)
@@ -49,65 +49,103 @@ def relu_mask(q: torch.Tensor) -> torch.Tensor:
     return (q > 0).to(q.dtype)
 
 
-def _delta(n: int, like: torch.Tensor) -> torch.Tensor:
-    return torch.eye(n, dtype=like.dtype)
+Values = dict[str, torch.Tensor]  # the point's tensors and the forward pass's, by name
 
 
-# (a) dL/dW2_{kl} = sum_m 2(p_m - y_m) delta_{mk} h_l = 2(p_k - y_k) h_l
-def dL_dW2_index(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    delta = _delta(len(f["p"]), f["p"])
-    return torch.einsum("m,mk,l->kl", 2 * (f["p"] - pt.y), delta, f["h"])
+@dataclass(frozen=True)
+class Factor:
+    """One factor of an index form: `latex` has one '@' per index slot (a single index fills them all)."""
+    indices: str
+    latex: str
+    value: Callable[[Values], torch.Tensor]
+
+    def render(self) -> str:
+        out, slots = self.latex, self.latex.count("@")
+        for index in (self.indices * slots if len(self.indices) == 1 else self.indices):
+            out = out.replace("@", index, 1)
+        return out
 
 
-def dL_dW2_matrix(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    return torch.outer(2 * (f["p"] - pt.y), f["h"])
+@dataclass(frozen=True)
+class IndexForm:
+    output: str  # the free indices, in the parameter's order
+    factors: tuple[Factor, ...]
+
+    def __call__(self, pt: Point) -> torch.Tensor:
+        values = {**{k: getattr(pt, k) for k in ("W1", "b1", "W2", "b2", "x", "y")}, **forward(pt)}
+        spec = ",".join(f.indices for f in self.factors) + "->" + self.output
+        return torch.einsum(spec, *(f.value(values) for f in self.factors))
+
+    def latex(self) -> str:
+        summed = []
+        for f in self.factors:
+            summed += [i for i in f.indices if i not in self.output and i not in summed]
+        return "".join(rf"\sum_{i} " for i in summed) + r"\, ".join(f.render() for f in self.factors)
 
 
-# (b) dL/db2_k = sum_m 2(p_m - y_m) delta_{mk} = 2(p_k - y_k)
-def dL_db2_index(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    return torch.einsum("m,mk->k", 2 * (f["p"] - pt.y), _delta(len(f["p"]), f["p"]))
+@dataclass(frozen=True)
+class MatrixForm:
+    latex: str
+    compute: Callable[[Values], torch.Tensor]
+
+    def __call__(self, pt: Point) -> torch.Tensor:
+        return self.compute({**{k: getattr(pt, k) for k in ("W1", "b1", "W2", "b2", "x", "y")}, **forward(pt)})
 
 
-def dL_db2_matrix(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    return 2 * (f["p"] - pt.y)
+def _err(indices: str) -> Factor:
+    return Factor(indices, "2(p_@ - y_@)", lambda v: 2 * (v["p"] - v["y"]))
 
 
-# (c) dL/dW1_{ij} = sum_k sum_m sum_n 2(p_k - y_k) W2_{km} delta_{mn} 1[q_n > 0] delta_{ni} x_j
-#                 = sum_k 2(p_k - y_k) W2_{ki} 1[q_i > 0] x_j
-def dL_dW1_index(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    delta = _delta(len(f["q"]), f["q"])
-    return torch.einsum("k,km,mn,n,ni,j->ij", 2 * (f["p"] - pt.y), pt.W2, delta, relu_mask(f["q"]), delta, pt.x)
+def _delta(indices: str, size_of: str) -> Factor:
+    return Factor(indices, r"\delta_{@@}", lambda v: torch.eye(len(v[size_of]), dtype=v[size_of].dtype))
 
 
-def dL_dW1_matrix(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    return torch.outer((pt.W2.T @ (2 * (f["p"] - pt.y))) * relu_mask(f["q"]), pt.x)
+def _W2(indices: str) -> Factor:
+    return Factor(indices, r"W^{(2)}_{@@}", lambda v: v["W2"])
 
 
-# (d) dL/db1_i = sum_k sum_m sum_n 2(p_k - y_k) W2_{km} delta_{mn} 1[q_n > 0] delta_{ni}
-#              = sum_k 2(p_k - y_k) W2_{ki} 1[q_i > 0]
-def dL_db1_index(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    delta = _delta(len(f["q"]), f["q"])
-    return torch.einsum("k,km,mn,n,ni->i", 2 * (f["p"] - pt.y), pt.W2, delta, relu_mask(f["q"]), delta)
+def _mask(indices: str) -> Factor:
+    return Factor(indices, r"\mathbb{1}[q_@ > 0]", lambda v: relu_mask(v["q"]))
 
 
-def dL_db1_matrix(pt: Point) -> torch.Tensor:
-    f = forward(pt)
-    return (pt.W2.T @ (2 * (f["p"] - pt.y))) * relu_mask(f["q"])
+def _x(indices: str) -> Factor:
+    return Factor(indices, "x_@", lambda v: v["x"])
 
 
-# question -> (parameter, index form, matrix form)
-CLOSED_FORMS: dict[str, tuple[str, Callable[[Point], torch.Tensor], Callable[[Point], torch.Tensor]]] = {
-    "a": ("W2", dL_dW2_index, dL_dW2_matrix),
-    "b": ("b2", dL_db2_index, dL_db2_matrix),
-    "c": ("W1", dL_dW1_index, dL_dW1_matrix),
-    "d": ("b1", dL_db1_index, dL_db1_matrix),
+def _h(indices: str) -> Factor:
+    return Factor(indices, "h_@", lambda v: v["h"])
+
+
+@dataclass(frozen=True)
+class Question:
+    param: str  # the parameter differentiated, as a Point field
+    symbol: str  # its LaTeX
+    entry: str  # LaTeX indices of one entry, e.g. "ij"
+    chain: IndexForm  # the chain rule with every Kronecker delta written out
+    result: IndexForm  # the deltas summed out
+    matrix: MatrixForm
+
+
+_OUTER_ERR = r"\left( W^{(2)\top}\, 2(p - y) \odot \mathbb{1}[q > 0] \right)"
+QUESTIONS: dict[str, Question] = {
+    "a": Question("W2", "W^{(2)}", "kl",
+                  IndexForm("kl", (_err("m"), _delta("mk", "p"), _h("l"))),
+                  IndexForm("kl", (_err("k"), _h("l"))),
+                  MatrixForm(r"2(p - y)\, h^\top", lambda v: torch.outer(2 * (v["p"] - v["y"]), v["h"]))),
+    "b": Question("b2", "b^{(2)}", "k",
+                  IndexForm("k", (_err("m"), _delta("mk", "p"))),
+                  IndexForm("k", (_err("k"),)),
+                  MatrixForm(r"2(p - y)", lambda v: 2 * (v["p"] - v["y"]))),
+    "c": Question("W1", "W^{(1)}", "ij",
+                  IndexForm("ij", (_err("k"), _W2("km"), _delta("mn", "q"), _mask("n"), _delta("ni", "q"), _x("j"))),
+                  IndexForm("ij", (_err("k"), _W2("ki"), _mask("i"), _x("j"))),
+                  MatrixForm(_OUTER_ERR + r" x^\top", lambda v: torch.outer(
+                      (v["W2"].T @ (2 * (v["p"] - v["y"]))) * relu_mask(v["q"]), v["x"]))),
+    "d": Question("b1", "b^{(1)}", "i",
+                  IndexForm("i", (_err("k"), _W2("km"), _delta("mn", "q"), _mask("n"), _delta("ni", "q"))),
+                  IndexForm("i", (_err("k"), _W2("ki"), _mask("i"))),
+                  MatrixForm(r"W^{(2)\top}\, 2(p - y) \odot \mathbb{1}[q > 0]",
+                             lambda v: (v["W2"].T @ (2 * (v["p"] - v["y"]))) * relu_mask(v["q"]))),
 }
 
 
@@ -119,6 +157,10 @@ def autograd_grads(pt: Point) -> dict[str, torch.Tensor]:
     return dict(zip(leaves, grads))
 
 
-# (e) W1 <- W1 - eta * dL/dW1 at (x*, y*) = W1 - eta * ((W2^T 2(p* - y*)) ⊙ 1[q* > 0]) x*^T
+# (e) one SGD step on W1 at the sample (x*, y*) held in `pt`
+SGD_LATEX = (r"W^{(1)} \leftarrow W^{(1)} - \eta \left( W^{(2)\top}\, 2(p^* - y^*) \odot \mathbb{1}[q^* > 0] \right) "
+             r"x^{*\top}")
+
+
 def sgd_update_W1(pt: Point, lr: float) -> torch.Tensor:
-    return pt.W1 - lr * dL_dW1_matrix(pt)
+    return pt.W1 - lr * QUESTIONS["c"].matrix(pt)

@@ -3,7 +3,7 @@ against the closed forms and autograd (the key prints these values; none is type
 
 import torch
 
-from solution.answer_key.formulas import CLOSED_FORMS, Point, autograd_grads
+from solution.answer_key.formulas import QUESTIONS, Point, autograd_grads
 from solution.answer_key.wengert import backward, execute
 
 __all__ = ["HANDOUT", "handout_point", "h_steps", "h_answers"]
@@ -55,8 +55,7 @@ def h_answers() -> dict[str, int]:
     v = execute(pt)
     g = backward(v)
     auto = autograd_grads(pt)
-    _, _, dW1 = CLOSED_FORMS["c"]
-    _, _, db1 = CLOSED_FORMS["d"]
+    dW1, db1 = QUESTIONS["c"].matrix, QUESTIONS["d"].matrix
     answers = {"L": _exact(v["L"]), "dL/dW1[1,1]": _exact(g["W1"][0, 0]), "dL/db1[2]": _exact(g["b1"][1])}
     for name, other in (("dL/dW1[1,1]", (dW1(pt)[0, 0], auto["W1"][0, 0])),
                         ("dL/db1[2]", (db1(pt)[1], auto["b1"][1]))):

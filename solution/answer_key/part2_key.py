@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from solution.answer_key.document import Block, Bullets, Heading, Image, Para, Table
-from solution.answer_key.rubric import rubric_blocks
+from solution.answer_key.rubric import HANDOUT_POINTS, rubric_blocks
 from solution.finetune.answers import answer_e, answer_g
 from solution.finetune.config import FinetuneConfig, config_from_json
 from solution.finetune.plots import load_results
@@ -63,7 +63,7 @@ def part2_blocks(run: Path, out: Path, rubric: dict) -> list[Block]:
     what = ("a **smoke run** (tiny random BERT, synthetic data: a check of the pipeline, not results)" if cfg.smoke
             else f"model `{cfg.model}`, data `{cfg.data or 'SetFit/sst5'}`")
     blocks: list[Block] = [
-        Heading(2, "Part 2: LoRA on BERT, SST-5 (30 hand-graded points)"),
+        Heading(2, f"Part 2: LoRA on BERT, SST-5 ({sum(HANDOUT_POINTS['part2'].values())} hand-graded points)"),
         Para(f"From the run in `{run.name}`: {what}; {cfg.epochs} epochs, Adam lr {cfg.lr:g}, batch "
              f"{cfg.batch_size}, LoRA alpha {cfg.lora_alpha:g}, dropout {cfg.lora_dropout:g}, seed {cfg.seed}. "
              "Every figure below is read from the run's `metrics.json` and `timing.json`."),

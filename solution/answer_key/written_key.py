@@ -1,8 +1,9 @@
 """The written key, 1.1 (a)-(i), as document blocks; every value comes from formulas / wengert / numbers."""
 
 from solution.answer_key.document import Block, Bullets, Heading, Math, Para, Table
+from solution.answer_key.formulas import QUESTIONS, SGD_LATEX
 from solution.answer_key.numbers import HANDOUT, h_answers, h_steps
-from solution.answer_key.rubric import rubric_blocks
+from solution.answer_key.rubric import HANDOUT_POINTS, rubric_blocks
 from solution.answer_key.wengert import BACKWARD, WENGERT
 
 __all__ = ["written_blocks", "format_value"]
@@ -28,42 +29,36 @@ def _partial(of: str, wrt: str) -> str:
 
 
 def _abcd() -> list[Block]:
-    W1, W2, b1, b2 = NAMES["W1"], NAMES["W2"], NAMES["b1"], NAMES["b2"]
-    W2T = r"W^{(2)\top}"
-    mask_i = r"\mathbb{1}[q_i > 0]"
-    return [
-        Heading(3, f"(a) $\\partial L / \\partial {W2}$"),
-        Para(rf"Chain rule through $p$: ${_partial('L', 'p_m')} = 2(p_m - y_m)$ and "
-             rf"${_partial('p_m', W2 + '_{kl}')} = \delta_{{mk}} h_l$, so"),
-        Math(rf"{_partial('L', W2 + '_{kl}')} = \sum_m 2(p_m - y_m)\, \delta_{{mk}}\, h_l = 2(p_k - y_k)\, h_l,"
-             rf"\qquad {_partial('L', W2)} = 2(p - y)\, h^\top \in \mathbb{{R}}^{{H_2 \times H_1}}."),
-        Heading(3, f"(b) $\\partial L / \\partial {b2}$"),
-        Para(rf"${_partial('p_m', b2 + '_k')} = \delta_{{mk}}$, so"),
-        Math(rf"{_partial('L', b2 + '_k')} = \sum_m 2(p_m - y_m)\, \delta_{{mk}} = 2(p_k - y_k),"
-             rf"\qquad {_partial('L', b2)} = 2(p - y)."),
-        Heading(3, f"(c) $\\partial L / \\partial {W1}$"),
-        Para(rf"Through $p$, $h$ and $q$: ${_partial('p_k', 'h_m')} = {W2}_{{km}}$, "
+    steps = {
+        "a": rf"Chain rule through $p$: ${_partial('L', 'p_m')} = 2(p_m - y_m)$ and "
+             rf"${_partial('p_m', 'W^{(2)}_{kl}')} = \delta_{{mk}} h_l$, so",
+        "b": rf"${_partial('p_m', 'b^{(2)}_k')} = \delta_{{mk}}$, so",
+        "c": rf"Through $p$, $h$ and $q$: ${_partial('p_k', 'h_m')} = W^{{(2)}}_{{km}}$, "
              rf"${_partial('h_m', 'q_n')} = \delta_{{mn}}\, \mathbb{{1}}[q_n > 0]$ (ReLU's derivative, taken as 0 "
-             rf"at $q_n = 0$), ${_partial('q_n', W1 + '_{ij}')} = \delta_{{ni}}\, x_j$. So"),
-        Math(rf"{_partial('L', W1 + '_{ij}')} = \sum_k \sum_m \sum_n 2(p_k - y_k)\, {W2}_{{km}}\, \delta_{{mn}}\, "
-             rf"\mathbb{{1}}[q_n > 0]\, \delta_{{ni}}\, x_j = \sum_k 2(p_k - y_k)\, {W2}_{{ki}}\, {mask_i}\, x_j"),
-        Math(rf"{_partial('L', W1)} = \left( {W2T}\, 2(p - y) \odot \mathbb{{1}}[q > 0] \right) x^\top "
-             rf"\in \mathbb{{R}}^{{H_1 \times D}}."),
-        Heading(3, f"(d) $\\partial L / \\partial {b1}$"),
-        Para(rf"The same chain with ${_partial('q_n', b1 + '_i')} = \delta_{{ni}}$:"),
-        Math(rf"{_partial('L', b1 + '_i')} = \sum_k \sum_m \sum_n 2(p_k - y_k)\, {W2}_{{km}}\, \delta_{{mn}}\, "
-             rf"\mathbb{{1}}[q_n > 0]\, \delta_{{ni}} = \sum_k 2(p_k - y_k)\, {W2}_{{ki}}\, {mask_i}"),
-        Math(rf"{_partial('L', b1)} = {W2T}\, 2(p - y) \odot \mathbb{{1}}[q > 0]."),
-        Para(r"Equivalent forms: $\mathrm{diag}(\mathbb{1}[q > 0])$ instead of $\odot$; the transposed "
-             r"(denominator) layout, e.g. $x \left( \ldots \right)^\top$ for (c); the indicator as a step function or "
-             r"a case split. Code: `solution/answer_key/formulas.py` (index forms with the deltas as `torch.eye`, "
-             r"matrix forms), checked against autograd in `tests/test_written.py`."),
-    ]
+             rf"at $q_n = 0$), ${_partial('q_n', 'W^{(1)}_{ij}')} = \delta_{{ni}}\, x_j$. So",
+        "d": rf"The same chain with ${_partial('q_n', 'b^{(1)}_i')} = \delta_{{ni}}$:",
+    }
+    shapes = {"W2": r"\in \mathbb{R}^{H_2 \times H_1}", "b2": r"\in \mathbb{R}^{H_2}",
+              "W1": r"\in \mathbb{R}^{H_1 \times D}", "b1": r"\in \mathbb{R}^{H_1}"}
+    blocks: list[Block] = []
+    for q, question in QUESTIONS.items():
+        entry = f"{question.symbol}_{{{question.entry}}}"
+        blocks += [
+            Heading(3, f"({q}) $\\partial L / \\partial {question.symbol}$"),
+            Para(steps[q]),
+            Math(rf"{_partial('L', entry)} = {question.chain.latex()} = {question.result.latex()}"),
+            Math(rf"{_partial('L', question.symbol)} = {question.matrix.latex} {shapes[question.param]}"),
+        ]
+    blocks.append(Para(
+        r"Equivalent forms: $\mathrm{diag}(\mathbb{1}[q > 0])$ instead of $\odot$; the transposed (denominator) "
+        r"layout, e.g. $x \left( \ldots \right)^\top$ for (c); the indicator as a step function or a case split. "
+        r"The formulas above are printed from the code that computes them (`solution/answer_key/formulas.py`: an "
+        r"einsum per index form, deltas as identity matrices), checked against autograd in `tests/test_written.py`."))
+    return blocks
 
 
 def _e_f_g() -> list[Block]:
     W1, W2 = NAMES["W1"], NAMES["W2"]
-    W2T = r"W^{(2)\top}"
     steps = tuple((str(n), f"${NAMES[s.output]}$", f"${s.function}(" + ", ".join(NAMES[i] for i in s.inputs) + ")$",
                    f"${DEFINITIONS[s.output]}$") for n, s in enumerate(WENGERT, 1))
     backward = tuple((f"${bw.step}$, input ${NAMES[bw.wrt]}$", f"${bw.formula}$", bw.equals) for bw in BACKWARD)
@@ -71,8 +66,7 @@ def _e_f_g() -> list[Block]:
         Heading(3, f"(e) SGD update of ${W1}$ on $(x^*, y^*)$"),
         Para(rf"Forward pass at the sample: $q^* = {W1} x^* + b^{{(1)}}$, $h^* = \mathrm{{ReLU}}(q^*)$, "
              rf"$p^* = {W2} h^* + b^{{(2)}}$; then, with learning rate $\eta$,"),
-        Math(rf"{W1} \leftarrow {W1} - \eta \left( {W2T}\, 2(p^* - y^*) \odot \mathbb{{1}}[q^* > 0] \right) "
-             rf"x^{{*\top}},"),
+        Math(SGD_LATEX + ","),
         Para(rf"i.e. ${W1}_{{ij}} \leftarrow {W1}_{{ij}} - \eta \sum_k 2(p^*_k - y^*_k)\, {W2}_{{ki}}\, "
              rf"\mathbb{{1}}[q^*_i > 0]\, x^*_j$, all parameters updated from the same forward pass."),
         Heading(3, "(f) Wengert list"),
@@ -114,7 +108,8 @@ def _h_i() -> list[Block]:
 def written_blocks(rubric: dict) -> list[Block]:
     net = ", ".join(f"${NAMES[o]} = {d}$" for o, d in DEFINITIONS.items())
     blocks: list[Block] = [
-        Heading(2, "Written 1.1: backpropagation through a two-layer ReLU network (28 points)"),
+        Heading(2, "Written 1.1: backpropagation through a two-layer ReLU network "
+                f"({sum(HANDOUT_POINTS['written'].values())} points)"),
         Para(f"Network: {net}, with $W^{{(1)}} \\in \\mathbb{{R}}^{{H_1 \\times D}}$, "
              "$W^{(2)} \\in \\mathbb{R}^{H_2 \\times H_1}$. $\\delta_{ij}$ is 1 if $i = j$ and 0 otherwise; "
              "$\\mathbb{1}[q_i > 0]$ is 1 if $q_i > 0$ and 0 otherwise. Gradients have the shape of their "
