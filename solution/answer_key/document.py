@@ -4,7 +4,7 @@ Text may hold inline math `$...$` (LaTeX), `code` and **bold**; display math is 
 outputs means the PDF and the Markdown cannot say different things.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Heading", "Para", "Math", "Bullets", "Table", "Image", "PageBreak", "Block", "to_markdown"]
 
@@ -78,5 +78,5 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, PageBreak):
             continue
         else:
-            raise ValueError(f"unknown block {block!r}")
+            raise TypeError(f"unknown block {block!r}")
     return "\n\n".join(out) + "\n"

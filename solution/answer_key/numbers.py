@@ -36,7 +36,7 @@ def h_steps() -> list[tuple[str, str, object]]:
     return [
         ("q", r"W^{(1)} x + b^{(1)}", _exact(v["q"])),
         ("h", r"\mathrm{ReLU}(q)", _exact(v["h"])),
-        (r"\mathbb{1}[q > 0]", r"\text{%d of %d units active}" % (int((v["q"] > 0).sum()), len(v["q"])),
+        (r"\mathbb{1}[q > 0]", rf"\text{{{int((v['q'] > 0).sum())} of {len(v['q'])} units active}}",
          _exact((v["q"] > 0).double())),
         ("p", r"W^{(2)} h + b^{(2)}", _exact(v["p"])),
         ("p - y", "", _exact(v["p"] - v["y"])),

@@ -18,7 +18,8 @@ _SYMBOLS = {
     "le": "<=", "ge": ">=", "ne": "!=", "approx": "approx", "ldots": "dots", "max": "max", "bar": None,
     "{": "\\{", "}": "\\}", "lambda": "lambda", "theta": "theta", "nabla": "nabla", "sqrt": None,
 }
-_TOKEN = re.compile(r"\\(?:text|mathrm|operatorname)\{[^{}]*\}|\\[a-zA-Z]+|\\.|[{}^_]|[0-9]+(?:\.[0-9]+)?|[a-zA-Z]|\s+|.")
+_TOKEN = re.compile(r"\\(?:text|mathrm|operatorname)\{[^{}]*\}"  # kept whole: its spaces are text
+                    r"|\\[a-zA-Z]+|\\.|[{}^_]|[0-9]+(?:\.[0-9]+)?|[a-zA-Z]|\s+|.")
 
 
 def _tokens(latex: str) -> list[str]:
@@ -143,7 +144,7 @@ def to_typst(blocks: list[Block], title: str) -> str:
         elif isinstance(block, PageBreak):
             out.append("#pagebreak()")
         else:
-            raise ValueError(f"unknown block {block!r}")
+            raise TypeError(f"unknown block {block!r}")
     return "\n\n".join(out) + "\n"
 
 

@@ -1,6 +1,6 @@
 """The written key, 1.1 (a)-(i), as document blocks; every value comes from formulas / wengert / numbers."""
 
-from solution.answer_key.document import Block, Bullets, Heading, Math, Para, Table
+from solution.answer_key.document import Block, Heading, Math, Para, Table
 from solution.answer_key.formulas import QUESTIONS, SGD_LATEX
 from solution.answer_key.numbers import HANDOUT, h_answers, h_steps
 from solution.answer_key.rubric import HANDOUT_POINTS, rubric_blocks
