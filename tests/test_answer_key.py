@@ -163,3 +163,14 @@ def test_default_command_builds_the_key_from_a_smoke_run(tmp_path):
     assert "**smoke run**" in md and "**Smoke run:**" in _section(md, "### (e)", "#### Rubric (e)")
     assert (tmp_path / "key" / "part2" / "fig_a_parameters.png").is_file()
     assert (tmp_path / "key" / "key.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_report_md_carries_the_free_response_answers(tmp_path):
+    from solution.finetune.report import write_report
+
+    cfg = _write_run(tmp_path, smoke=False)
+    report = write_report(tmp_path, cfg).read_text()
+    e = report[report.index("## (e)"):report.index("## (f)")]
+    g = report[report.index("## (g)"):report.index("## (h)")]
+    assert "Full fine-tuning 50.0% (epoch 2 of 3)" in e and "r=1: 45.0% at epoch 3" in g
+    assert "Smoke run" not in report[report.index("## (e)"):]
