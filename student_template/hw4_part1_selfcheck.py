@@ -18,6 +18,8 @@ This file is generated (student_template/selfcheck.py in the course's autograder
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import random
 import sys
@@ -300,12 +302,13 @@ def _drive(Optimizer, X, y, kwargs: dict, steps: int, draws: int) -> dict:
         torch.randint(0, len(X), (1,))
     run = {"trajectory": [], "gradients": [], "error": None}
     try:
-        optimizer, model = Optimizer(**kwargs), _Model()
-        for _ in range(steps):
-            grads = optimizer.calculate_gradient(X, y, model)
-            run["gradients"].append(_three(grads))
-            optimizer.apply_gradient(grads, model)
-            run["trajectory"].append(_flat((model.w, model.b)))
+        with contextlib.redirect_stdout(io.StringIO()):  # a debugging print per step would bury the verdict
+            optimizer, model = Optimizer(**kwargs), _Model()
+            for _ in range(steps):
+                grads = optimizer.calculate_gradient(X, y, model)
+                run["gradients"].append(_three(grads))
+                optimizer.apply_gradient(grads, model)
+                run["trajectory"].append(_flat((model.w, model.b)))
     except Exception as error:  # the student's code: reported, never raised into the notebook
         run["error"] = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return run

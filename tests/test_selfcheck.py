@@ -141,13 +141,15 @@ def test_each_template_cell_checks_its_own_part(monkeypatch, capsys):
     order = list(cells)
     monkeypatch.syspath_prepend(str(selfcheck.TARGET.parent))
     namespace = definitions(CORPUS / "gd_missing_factor_2.ipynb")
-    for fill_in, part in zip(("LR_MSE", "GD", "SGD", "AdaGrad", "Adam"), PARTS):
-        assert order.index(f"selfcheck_{fill_in}") == order.index(f"test_{fill_in}") + 1
-        exec(cells[f"selfcheck_{fill_in}"], namespace)  # the notebook's globals: the caller's, found by check
-        out = capsys.readouterr().out
-        assert out.startswith(f"({part})"), out
-        assert ("factor 2" in out) == (part == "2a"), out
-    sys.modules.pop("hw4_part1_selfcheck", None)
+    try:
+        for fill_in, part in zip(("LR_MSE", "GD", "SGD", "AdaGrad", "Adam"), PARTS):
+            assert order.index(f"selfcheck_{fill_in}") == order.index(f"test_{fill_in}") + 1
+            exec(cells[f"selfcheck_{fill_in}"], namespace)  # the notebook's globals: the caller's, found by check
+            out = capsys.readouterr().out
+            assert out.startswith(f"({part})"), out
+            assert ("factor 2" in out) == (part == "2a"), out
+    finally:
+        sys.modules.pop("hw4_part1_selfcheck", None)
 
 
 @pytest.mark.parametrize("name", [name if name in FAST else pytest.param(name, marks=pytest.mark.slow)
