@@ -203,3 +203,22 @@ def test_it_runs_with_only_torch_and_the_standard_library(tmp_path):
                          timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "RESULT False []" in run.stdout and "ε inside the square root" in run.stdout, run.stdout
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_solution_passes_every_self_check_and_every_assert_after_it(tmp_path):
+    """The solution notebook run top to bottom in a real kernel with the file beside it: each self-check cell
+    passes, and the course's asserts after them still pass (their expected values need torch's stream as the
+    earlier cells left it, so this fails if a self-check disturbs it)."""
+    import nbclient
+    import nbformat
+    (tmp_path / "hw4_part1_selfcheck.py").write_text(selfcheck.TARGET.read_text())
+    notebook = nbformat.read(build.SOLUTION_DIR / "hw4_part1.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = {build.cell_key(cell): "".join(o.get("text", "") for o in cell.outputs)
+               for cell in notebook.cells if cell.cell_type == "code"}
+    checks = {key: text for key, text in printed.items() if key.startswith("selfcheck_")}
+    assert len(checks) == 5
+    for key, text in checks.items():
+        assert "✓" in text and "✗" not in text and "skipped" not in text, (key, text)
