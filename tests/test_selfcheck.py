@@ -45,6 +45,10 @@ EXPECTED = {
     "partial_adagrad_stub": {"2c": STUB},
     "fault_missing_adagrad": {"2c": NOT_DEFINED},
     "fault_syntax_error_adam": {"2d": NOT_DEFINED},
+    # Optimizers that delegate to torch.optim are refused, as in the grader.
+    "attack_wrap_torch_optim": {"2d": "torch.optim is not allowed"},
+    "attack_wrap_torch_optim_obfuscated": {"2a": "torch.optim is not allowed", "2b": "torch.optim is not allowed"},
+    "attack_optim_direct": {"2c": "torch.optim is not allowed", "2d": "torch.optim is not allowed"},
 }
 # One of each kind runs always; the whole corpus with the slow tests (about 1-2 s a notebook).
 FAST = {"course_sgd_numpy_rng", "adam_no_bias_correction", "adagrad_eps_inside_sqrt", "sgd_full_batch",
@@ -117,7 +121,7 @@ def test_the_bundle_holds_no_secret_hidden_problem_or_reference_code(bundle):
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom):
                 imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "dataclasses", "math", "random", "sys", "types", "torch"}
+    assert imported <= {"__future__", "contextlib", "dataclasses", "io", "math", "random", "sys", "types", "torch"}
     classes = {node.name for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
     assert classes == {"Replay", "_Model"}  # no optimizer a student could call in place of theirs
     lowered = text.lower()
@@ -158,6 +162,7 @@ def test_on_the_corpus_it_says_what_the_grader_says(bundle, name, capsys):
     path = CORPUS / f"{name}.ipynb"
     namespace = definitions(path)
     states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    optimizer_init = torch.optim.Optimizer.__init__  # refused while the student's classes run, then restored
     for part in PARTS:
         ok = bundle.check(part, namespace)
         out = capsys.readouterr().out
@@ -170,6 +175,7 @@ def test_on_the_corpus_it_says_what_the_grader_says(bundle, name, capsys):
     # The notebook's own checks assume its generators' streams continue undisturbed.
     assert torch.equal(states[0], torch.get_rng_state()) and random.getstate() == states[2]
     assert (states[1] == np.random.get_state()[1]).all()
+    assert torch.optim.Optimizer.__init__ is optimizer_init
 
 
 def test_a_correct_run_that_draws_with_numpy_passes_where_the_notebooks_assert_fails(bundle, capsys):
