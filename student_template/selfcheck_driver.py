@@ -5,8 +5,10 @@ Put this file beside hw4_part1.ipynb (in Colab: the Files panel, Upload, into /c
     from hw4_part1_selfcheck import check
     check("2c")          # (1b), (2a), (2b), (2c) or (2d); check() checks them all
 
-It runs your classes from the notebook on the course data (seed 10605, X_train, y_train) and checks every step
-against the update rule, from your optimizer's own state, exactly as the grader does: any uniform sampler is fine.
+It runs your classes from the notebook on the course data (seed 10605, X_train, y_train) as the notebook does,
+and with the grader's other hyper-parameters on the same inputs with targets near the starting point, and checks
+every step against the update rule, from your optimizer's own state, exactly as the grader does: any uniform
+sampler is fine.
 When a step breaks the rule it says which step, what was expected, what your code gave, and the likely mistake.
 The grader also runs your classes on problems of its own; passing here is a good sign, not a promise.
 Nothing here is the solution: the update rule it checks is the one written in the notebook. Your notebook's
