@@ -1,11 +1,12 @@
-"""Build each student template and its solution notebook from one master source.
+"""Build each student template and its solution notebook from one master source, and the Part 1 self-check.
 
 A master (`student_template/source/<name>.py`) is a percent-format script; see student_template/README.md.
 The template keeps the stub inside each solution block; the solution notebook replaces the block with the
 reference's own source (`inspect.getsource`), so the answer key is the code the oracle tests prove.
+The students' self-check (`hw4_part1_selfcheck.py`) is built from the grader's replay.py by selfcheck.py.
 
-    python student_template/build.py          # rewrite every notebook
-    python student_template/build.py --check  # exit 1 if a committed notebook differs from its master
+    python student_template/build.py          # rewrite every notebook and the self-check
+    python student_template/build.py --check  # exit 1 if a committed file differs from its sources
 """
 
 from __future__ import annotations
@@ -215,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    from student_template import selfcheck  # the students' self-check bundle, built from the grader's replay.py
     drifted = []
-    for master in sorted(SOURCES.glob("*.py")):
-        for target, text in render(master).items():
+    rendered = [render(master) for master in sorted(SOURCES.glob("*.py"))] + [selfcheck.targets()]
+    for targets in rendered:
+        for target, text in targets.items():
             if args.check:
                 if not target.exists() or target.read_text() != text:
                     drifted.append(target)
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 target.write_text(text)
                 print(f"wrote {target}")
     if drifted:
-        print("out of date with their masters (run: python student_template/build.py):")
+        print("out of date with their sources (run: python student_template/build.py):")
         print("\n".join(f"  {path}" for path in drifted))
         return 1
     return 0

@@ -14,6 +14,12 @@
 # directly, one optimizer at a time, on data of its own, and compares every step with a reference
 # implementation. So keep the names, constructor arguments and method signatures as given, and do not use
 # `torch.optim` (or any other library optimizer) in (2a)–(2d): only tensor arithmetic. It is allowed in (1c).
+#
+# **Self-check.** The optional cell after each check runs the grader's own step-by-step check of that part on the
+# course data, and says which step first breaks the update rule and the likely mistake; run it when an `assert`
+# fails, too (any uniform way of drawing samples is correct, even where the asserts expect `torch.randint`'s).
+# It needs the file `hw4_part1_selfcheck.py` from the homework's zip beside this notebook (in Colab: the Files
+# panel, Upload, into `/content`); without it the cell only says so. It takes a few seconds and changes nothing.
 
 # %% [markdown] id=q1
 # ## 1. Linear regression with PyTorch
@@ -81,6 +87,14 @@ x = torch.tensor([[1.0, 2.0]])
 assert model(x).item() == 25.0, "Wrong implementation of LinearModel.forward"
 assert loss(model(x), torch.tensor([3.0])).item() == 484.0, "Wrong implementation of loss"
 print("(1b) checks passed")
+
+# %% id=selfcheck_LR_MSE
+try:  # optional: the grader's own check of (1b) on the course data (see "Self-check" at the top)
+    from hw4_part1_selfcheck import check
+except ImportError:
+    print("Self-check skipped: put hw4_part1_selfcheck.py (from the homework's zip) beside this notebook.")
+else:
+    check("1b")
 
 # %% [markdown] id=q1c
 # ### (1c) Training with a built-in optimizer
@@ -178,6 +192,14 @@ gd_mse = loss(y_train, model.forward(X_train)).item()
 print("GD: final training MSE", gd_mse)
 assert abs(gd_mse - 0.9611) < 1e-3, "Wrong implementation of GD"
 
+# %% id=selfcheck_GD
+try:  # optional: the grader's own check of (2a) on the course data (see "Self-check" at the top)
+    from hw4_part1_selfcheck import check
+except ImportError:
+    print("Self-check skipped: put hw4_part1_selfcheck.py (from the homework's zip) beside this notebook.")
+else:
+    check("2a")
+
 # %% [markdown] id=q2b
 # ### (2b) Stochastic gradient descent (SGD)
 #
@@ -224,6 +246,14 @@ sgd_mse = loss(y_train, model.forward(X_train)).item()
 print("SGD: final training MSE", sgd_mse)
 assert abs(sgd_mse - 0.9707) < 0.05, "Wrong implementation of SGD"
 
+# %% id=selfcheck_SGD
+try:  # optional: the grader's own check of (2b) on the course data (see "Self-check" at the top)
+    from hw4_part1_selfcheck import check
+except ImportError:
+    print("Self-check skipped: put hw4_part1_selfcheck.py (from the homework's zip) beside this notebook.")
+else:
+    check("2b")
+
 # %% [markdown] id=q2c
 # ### (2c) AdaGrad
 #
@@ -269,6 +299,14 @@ for step in range(300):
 adagrad_mse = loss(y_train, model.forward(X_train)).item()
 print("AdaGrad: final training MSE", adagrad_mse)
 assert abs(adagrad_mse - 29.5416) < 0.05, "Wrong implementation of AdaGrad"
+
+# %% id=selfcheck_AdaGrad
+try:  # optional: the grader's own check of (2c) on the course data (see "Self-check" at the top)
+    from hw4_part1_selfcheck import check
+except ImportError:
+    print("Self-check skipped: put hw4_part1_selfcheck.py (from the homework's zip) beside this notebook.")
+else:
+    check("2c")
 
 # %% [markdown] id=q2d
 # ### (2d) Adam
@@ -328,6 +366,14 @@ adam_mse = loss(y_train, model.forward(X_train)).item()
 print("Adam: final training MSE", adam_mse, "| w:", model.w)
 assert abs(adam_mse - 1.0076) < 0.05, "Wrong implementation of Adam"
 assert torch.allclose(model.w, torch.tensor([[4.1860504, 3.1284819]]), atol=0.05), "Wrong implementation of Adam"
+
+# %% id=selfcheck_Adam
+try:  # optional: the grader's own check of (2d) on the course data (see "Self-check" at the top)
+    from hw4_part1_selfcheck import check
+except ImportError:
+    print("Self-check skipped: put hw4_part1_selfcheck.py (from the homework's zip) beside this notebook.")
+else:
+    check("2d")
 
 # %% [markdown] id=submit
 # ## Submitting
