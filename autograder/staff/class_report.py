@@ -70,8 +70,10 @@ def write_class_report(out: Path, *, known: Path | None = None, similarity: bool
     return path
 
 
-def _figure(name: str, areas: list[Area], alt: str, figures: Path) -> str:
-    """The PNG, at its own size (an image map needs it unscaled), and its clickable bars."""
+def _figure(name: str, areas: list[Area], alt: str, figures: Path, listed: str = "") -> str:
+    """The PNG, at its own size (an image map needs it unscaled), and its clickable bars: those with a list in
+    `listed` (the lists' HTML; an empty bin has none)."""
+    areas = [a for a in areas if f'id="{a.anchor}"' in listed]
     from PIL import Image  # matplotlib's own dependency
 
     with Image.open(figures / name) as image:
@@ -101,14 +103,14 @@ def _statuses(records: list[SubmissionRecord], figures: Path, anchor_of: dict[st
                       colors=["#3b6ea5" if s == "ok" else "#c0504d" for s in labels], width=6)
     note = ("<p><em>needs review</em>: not graded as ok (timed out, crashed, invalid), or a test the grader itself "
             "could not check; the student is never charged for it. See each one's results.json staff log.</p>")
-    return note + _figure("statuses.png", areas, "submissions per status", figures) + _lists(
-        [(f"status-{s.replace(' ', '-')}", s, groups[s]) for s in labels], anchor_of)
+    lists = _lists([(f"status-{s.replace(' ', '-')}", s, groups[s]) for s in labels], anchor_of)
+    return note + _figure("statuses.png", areas, "submissions per status", figures, lists) + lists
 
 
 def _scores(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str, str]) -> str:
     parts = []
     for number, (title, members) in enumerate(_by_assignment(records).items(), 1):
-        graded = [r for r in members if r.total is not None]
+        graded = [r for r in members if r.total is not None and r.status in ("ok", "invalid")]  # not a grader's crash
         if not graded:
             continue
         top = max(r.max_total or r.total or 0 for r in graded) or 1
@@ -124,9 +126,10 @@ def _scores(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str,
         areas = bar_chart(figures / name, labels, [len(k) for k in keys], anchors, value_label="submissions",
                           title=f"Total score: {title} (out of {top:g})")
         mean = sum(r.total for r in graded) / len(graded)
-        parts.append(f"<h3>{html.escape(title)}</h3><p>{len(graded)} graded, mean {mean:.2f} / {top:g}.</p>"
-                     + _figure(name, areas, f"histogram of total scores, {title}", figures)
-                     + _lists([(a, f"total {lab}", k) for a, lab, k in zip(anchors, labels, keys) if k], anchor_of))
+        lists = _lists([(a, f"total {lab}", k) for a, lab, k in zip(anchors, labels, keys) if k], anchor_of)
+        parts.append(f"<h3>{html.escape(title)}</h3><p>{len(graded)} graded, mean {mean:.2f} / {top:g} (a grader's "
+                     "timeout or crash is left out).</p>"
+                     + _figure(name, areas, f"histogram of total scores, {title}", figures, lists) + lists)
     return "".join(parts) or "<p>No graded results.</p>"
 
 
@@ -149,8 +152,9 @@ def _tests(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str, 
                           colors=["#3b6ea5" if r >= 50 else "#c0504d" for r in rates], width=9)
         failed = [(a, f"{lab}: not full marks", [k for k, t in outcomes[n] if not t.passed])
                   for a, lab, n in zip(anchors, labels, numbers)]
-        parts.append(f"<h3>{html.escape(title)}</h3>" + _figure(name, areas, f"pass rate per test, {title}", figures)
-                     + _lists([f for f in failed if f[2]], anchor_of))
+        lists = _lists([f for f in failed if f[2]], anchor_of)
+        parts.append(f"<h3>{html.escape(title)}</h3>" + _figure(name, areas, f"pass rate per test, {title}", figures,
+                                                                lists) + lists)
     return "".join(parts) or "<p>No test results.</p>"
 
 
@@ -169,10 +173,10 @@ def _mistakes(records: list[SubmissionRecord], figures: Path, anchor_of: dict[st
                       anchors, horizontal=True, value_label="students", title="Named mistakes", width=9)
     where = {m: ", ".join(sorted(tests[m], key=lambda n: tuple(int(p) if p.isdigit() else 0 for p in n.split("."))))
              for m in labels}
+    lists = _lists([(a, f"{m} (tests {where[m]})", students[m]) for a, m in zip(anchors, labels)], anchor_of)
     return ("<p>The likely mistake the feedback named, and how many students it affected (each student once, "
             "whatever the number of tests that named it).</p>"
-            + _figure("mistakes.png", areas, "students per named mistake", figures)
-            + _lists([(a, f"{m} (tests {where[m]})", students[m]) for a, m in zip(anchors, labels)], anchor_of))
+            + _figure("mistakes.png", areas, "students per named mistake", figures, lists) + lists)
 
 
 def _changes(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str, str]) -> str:

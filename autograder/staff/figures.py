@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: a batch runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["Area", "bar_chart", "scatter_changes", "DPI"]
 
@@ -52,6 +53,8 @@ def bar_chart(path: Path, labels: list[str], values: list[float], anchors: list[
         axes.set_ylabel(value_label)
     top = max(values, default=0) or 1
     for bar, value in zip(bars, values):
+        if not value:
+            continue  # an empty bin needs no "0" above it
         if horizontal:
             axes.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, value_format.format(value),
                       va="center", fontsize=8)
@@ -62,6 +65,8 @@ def bar_chart(path: Path, labels: list[str], values: list[float], anchors: list[
         axes.set_xlim(0, top * 1.12)
     else:
         axes.set_ylim(0, top * 1.15)
+    if all(float(v).is_integer() for v in values):  # counts: no 0.25 of a student on the axis
+        (axes.xaxis if horizontal else axes.yaxis).set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title, fontsize=11)
     axes.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()

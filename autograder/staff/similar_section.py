@@ -22,6 +22,7 @@ __all__ = ["Similarity", "compare_class", "similarity_html"]
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "student_template"
 KNOWN = "known: "  # prefix of a known public solution's key
+LISTED, SIDE_BY_SIDE = 300, 25  # pairs in the table, and shown side by side (the most similar first)
 
 
 @dataclass
@@ -73,15 +74,18 @@ def similarity_html(result: Similarity, anchor_of: dict[str, str]) -> str:
     if not result.pairs:
         return "\n".join(parts + ["<p>No pair above the threshold.</p>"])
     rows = "".join(f'<tr><td class="num">{p.score:.0%}</td><td>{who(p.first)}</td><td>{who(p.second)}</td>'
-                   f'<td class="num">{p.share_first:.0%} / {p.share_second:.0%}</td>'
-                   f'<td><a href="#pair-{n}">side by side</a></td></tr>' for n, p in enumerate(result.pairs, 1))
+                   f'<td class="num">{p.share_first:.0%} / {p.share_second:.0%}</td><td>'
+                   + (f'<a href="#pair-{n}">side by side</a>' if n <= SIDE_BY_SIDE else "") + "</td></tr>"
+                   for n, p in enumerate(result.pairs[:LISTED], 1))
     parts.append('<table><thead><tr><th>score</th><th>submission</th><th>submission</th>'
                  '<th>share of each found in the other</th><th></th></tr></thead>'
                  f"<tbody>{rows}</tbody></table>")
+    if len(result.pairs) > LISTED:
+        parts.append(f"<p>{len(result.pairs) - LISTED} more pairs above the threshold are not listed.</p>")
     if result.groups:
         parts.append("<h3>Groups</h3><p>Submissions linked by listed pairs:</p><ul>" + "".join(
             f"<li>{', '.join(who(k) for k in group)}</li>" for group in result.groups) + "</ul>")
-    for n, pair in enumerate(result.pairs, 1):
+    for n, pair in enumerate(result.pairs[:SIDE_BY_SIDE], 1):
         parts.append(f'<div class="pair" id="pair-{n}"><h3>Pair {n}: score {pair.score:.0%}, unusually similar; '
                      f"review</h3><div class=\"sides\"><div><h4>{who(pair.first)} ({pair.share_first:.0%} found in "
                      f"the other)</h4><pre>{pair.first_html}</pre></div><div><h4>{who(pair.second)} "
