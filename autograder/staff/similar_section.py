@@ -9,19 +9,23 @@ a high score says two submissions share much of their graded code, not why.
 from __future__ import annotations
 
 import html
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.assignment import detect_assignment
+from autograder.assignment import detect_assignment, load_assignment
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.staff.class_data import SubmissionRecord
-from autograder.staff.similarity import THRESHOLD, Document, Pair, clusters, find_similar, graded_code
+from autograder.staff.similarity import THRESHOLD, Document, Pair, clusters, find_similar, graded_code, tokens
 
 __all__ = ["Similarity", "compare_class", "similarity_html"]
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "student_template"
 KNOWN = "known: "  # prefix of a known public solution's key
+PARALLEL_FROM = 40  # submissions: below, worker processes cost more than they save
 LISTED, SIDE_BY_SIDE = 300, 25  # pairs in the table, and shown side by side (the most similar first)
 
 
@@ -39,14 +43,19 @@ def compare_class(records: list[SubmissionRecord], known: Path | None = None,
     if known is not None and not known.is_dir():
         raise ValueError(f"known solutions: {known} is not a folder")
     result, by_assignment = Similarity(), {}
-    for record in records:
-        notebook = _graded_notebook(record.submission)
-        if notebook is None:
+    paths = [record.submission for record in records]
+    if len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:  # reading and tokenizing: CPU-bound, per file
+        with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork")) as pool:
+            read = list(pool.map(_read_submission, paths, chunksize=8))
+    else:
+        read = [_read_submission(path) for path in paths]
+    for record, found in zip(records, read):
+        if found is None:
             result.unread.append(record.key)
             continue
-        assignment = detect_assignment(notebook)[0]
-        code = graded_code(notebook, assignment.graded_names)
-        by_assignment.setdefault(assignment.name, (assignment, []))[1].append(Document(record.key, code))
+        name, code, filtered = found
+        assignment = load_assignment(name)
+        by_assignment.setdefault(name, (assignment, []))[1].append(Document(record.key, code, filtered=filtered))
     for name, (assignment, documents) in sorted(by_assignment.items()):
         documents += _known_documents(known, assignment.graded_names) if known else []
         template = TEMPLATES / f"{name}.ipynb"
@@ -92,6 +101,16 @@ def similarity_html(result: Similarity, anchor_of: dict[str, str]) -> str:
                      f"({pair.share_second:.0%} found in the other)</h4><pre>{pair.second_html}</pre></div></div>"
                      "</div>")
     return "\n".join(parts)
+
+
+def _read_submission(submission: Path | None) -> tuple[str, str, tuple] | None:
+    """(assignment name, graded code, its tokens) of a submission's notebook; None when there is none to read."""
+    notebook = _graded_notebook(submission)
+    if notebook is None:
+        return None
+    assignment = detect_assignment(notebook)[0]
+    code = graded_code(notebook, assignment.graded_names)
+    return assignment.name, code, tokens(code)
 
 
 def _graded_notebook(submission: Path | None) -> Notebook | None:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import ast
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from copydetect import CodeFingerprint, compare_files
-from copydetect.utils import highlight_overlap
+from copydetect.utils import filter_code, get_token_coverage, highlight_overlap
 from scipy import sparse
 
 from autograder.notebook import Notebook, load_notebook, python_source
 
-__all__ = ["Document", "Pair", "clusters", "find_similar", "graded_code", "notebook_document", "THRESHOLD"]
+__all__ = ["Document", "Pair", "clusters", "find_similar", "graded_code", "notebook_document", "tokens", "THRESHOLD"]
 
 NOISE = 25  # k: shortest shared run (in filtered characters) that counts; copydetect's default
 GUARANTEE = 30  # any shared run this long is always found (winnowing window = GUARANTEE - NOISE + 1)
@@ -38,6 +38,8 @@ class Document:
     key: str  # the submission's id, or "known: NAME" for a known public solution
     code: str  # the graded cells, as Python
     known: bool = False
+    # copydetect's filtered tokens and offsets (tokens(code)), when computed elsewhere (a worker process)
+    filtered: tuple | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def find_similar(documents: list[Document], boilerplate: str = "", threshold: fl
         raise ValueError(f"threshold must be in (0, 1], not {threshold}")
     template = _fingerprint(boilerplate) if boilerplate.strip() else None
     given = np.array(sorted(template.hashes), dtype=np.int64) if template else np.array([], dtype=np.int64)
-    prints = [_fingerprint(d.code, given) for d in documents]
+    prints = [_fingerprint(d.code, given, d.filtered) for d in documents]
     _drop_common(prints, documents)
     pairs = []
     for i, j in _candidates(prints, documents, threshold):
@@ -121,13 +123,26 @@ def _python(source: str) -> str:
         return source
 
 
-def _fingerprint(code: str, boilerplate: np.ndarray | None = None) -> CodeFingerprint:
-    return CodeFingerprint("cells.py", NOISE, GUARANTEE - NOISE + 1, boilerplate=boilerplate, language="python",
-                           fp=io.StringIO(code))
+def tokens(code: str) -> tuple:
+    """copydetect's tokenizing (identifiers to one letter, no comments or layout) and its offsets back into the
+    code: the costly part of a fingerprint, and free of Python's per-process string hashing, so a worker process
+    may compute it."""
+    return filter_code(code, "cells.py", "python")
+
+
+def _fingerprint(code: str, boilerplate: np.ndarray | None = None, filtered: tuple | None = None
+                 ) -> CodeFingerprint:
+    """As CodeFingerprint(code) builds it (tokens, k-gram hashes, winnowing), from tokens(code) given or made."""
+    text, offsets = filtered or tokens(code)
+    fingerprint = CodeFingerprint("cells.py", NOISE, GUARANTEE - NOISE + 1, boilerplate=boilerplate, filter=False,
+                                  fp=io.StringIO(text))
+    fingerprint.raw_code, fingerprint.offsets = code, offsets
+    return fingerprint
 
 
 def _drop_common(prints: list[CodeFingerprint], documents: list[Document]) -> None:
-    """Forget the fingerprints that more than COMMON_SHARE of the submissions (and COMMON_MIN) have."""
+    """Forget the fingerprints that more than COMMON_SHARE of the submissions (and COMMON_MIN) have; a share is
+    then of the code that is left, the part that is the student's own."""
     students = [p for p, d in zip(prints, documents) if not d.known]
     limit = max(COMMON_MIN, COMMON_SHARE * len(students))
     counts: dict[int, int] = {}
@@ -141,6 +156,8 @@ def _drop_common(prints: list[CodeFingerprint], documents: list[Document]) -> No
         fingerprint.hashes -= common
         for value in common & fingerprint.hash_idx.keys():
             del fingerprint.hash_idx[value]
+        fingerprint.token_coverage = get_token_coverage(fingerprint.hash_idx, fingerprint.k,
+                                                        len(fingerprint.filtered_code))
 
 
 def _candidates(prints: list[CodeFingerprint], documents: list[Document], threshold: float
