@@ -29,7 +29,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0 auto;max-width:1100px;
 padding:1rem 1.5rem;color:#222;line-height:1.4}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{border-bottom:2px solid #3b6ea5;padding-bottom:.2rem;margin-top:2rem}
-nav a{margin-right:1rem} .muted{color:#666} .num{text-align:right;font-variant-numeric:tabular-nums}
+nav a{margin-right:1rem} .muted{color:#666} .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem} th,td{border:1px solid #ddd;padding:.25rem .5rem}
 th{background:#f0f4f8;text-align:left} .figure{overflow-x:auto;margin:.5rem 0} img{border:1px solid #eee}
 details{margin:.3rem 0} summary{cursor:pointer} ul.subs{columns:4;font-size:.85rem;margin:.2rem 0 .6rem}
@@ -187,12 +187,14 @@ def _changes(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str
     scatter_changes(figures / "changes.png", [r.recorded for r in known], [r.total for r in known],
                     [r.changed == "yes" for r in known], title="Gradescope's score and the regrade's")
     rows = "".join(f'<tr><td><a href="#{anchor_of[r.key]}">{html.escape(r.key)}</a></td>'
-                   f"<td>{html.escape(', '.join(r.names))}</td><td class=\"num\">{r.recorded:g}</td>"
+                   f"<td>{html.escape(', '.join(r.names))}</td><td>{html.escape(r.status)}</td>"
+                   f'<td class="num">{r.recorded:g}</td>'
                    f'<td class="num">{r.total:g}</td><td class="num">{r.total - r.recorded:+g}</td></tr>'
                    for r in sorted(moved, key=lambda r: (r.total - r.recorded, r.key)))
-    table = ("<table><thead><tr><th>submission</th><th>students</th><th>Gradescope</th><th>regrade</th>"
+    table = ("<table><thead><tr><th>submission</th><th>students</th><th>status</th><th>Gradescope</th><th>regrade</th>"
              f"<th>change</th></tr></thead><tbody>{rows}</tbody></table>") if moved else ""
-    return (f"<p>{len(moved)} of {len(known)} grades changed (<code>changed = yes</code> in grades.csv).</p>"
+    return (f"<p>{len(moved)} of {len(known)} grades changed (<code>changed = yes</code> in grades.csv). A change with "
+            "a status other than ok is the grader's to review, not a new grade.</p>"
             f'<div class="figure"><a href="#changes-table"><img src="{FILES}/changes.png" width="460" height="400" '
             f'alt="Gradescope score against regrade score"></a></div><div id="changes-table">{table}</div>')
 
@@ -203,7 +205,7 @@ def _table(records: list[SubmissionRecord], anchor_of: dict[str, str]) -> str:
         key = html.escape(record.key)
         status = f'<span class="status-{"ok" if record.status == "ok" else "bad"}">{html.escape(record.status)}'
         status += " (needs review)" * (record.needs_review and record.status == "ok") + "</span>"
-        total = "" if record.total is None else f"{record.total:g} / {record.max_total or 0:g}"
+        total = "" if record.total is None or not record.max_total else f"{record.total:g} / {record.max_total:g}"
         mistakes = html.escape("; ".join(record.mistakes))
         rows.append(f'<tr id="{anchor_of[record.key]}"><td>{key}</td><td>{html.escape(", ".join(record.names))}'
                     f'</td><td>{status}</td><td class="num">{total}</td><td>{html.escape(record.changed)}</td>'
