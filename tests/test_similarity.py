@@ -15,8 +15,8 @@ import pytest
 from autograder.assignment import load_assignment
 from autograder.notebook import load_notebook
 from autograder.staff import similarity
-from autograder.staff.similar_section import compare_class, similarity_html
 from autograder.staff.class_data import SubmissionRecord
+from autograder.staff.similar_section import compare_class, similarity_html
 from tests.staff_fixtures import INDEPENDENT, SOLUTION, TEMPLATE, notebook_with, sections
 
 GRADED = load_assignment("hw4_part1").graded_names
@@ -137,3 +137,17 @@ def test_frequent_fingerprints_are_the_problems_idiom(corpus):
     many = [similarity.Document(f"s{n}", code) for n in range(30)]
     assert similarity.find_similar(many, _template()) == []
     assert similarity.find_similar(many[:5], _template())  # five of them still do
+
+
+def test_an_unreadable_submission_is_listed_and_an_unreadable_known_solution_refused(corpus, tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    records = [SubmissionRecord("broken", "invalid", "", submission=broken),
+               SubmissionRecord("gone", "crashed", "", submission=None),
+               SubmissionRecord("reference", "ok", "", submission=corpus["reference"])]
+    assert compare_class(records).unread == ["broken", "gone"]
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "bad.ipynb").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.ipynb"):
+        compare_class(records, known)

@@ -21,7 +21,7 @@ from autograder.staff.class_data import SubmissionRecord, read_class
 from autograder.staff.figures import Area, bar_chart, scatter_changes
 from autograder.staff.similar_section import compare_class, similarity_html
 
-__all__ = ["write_class_report", "main"]
+__all__ = ["main", "write_class_report"]
 
 FILES = "report_files"
 STATUS_ORDER = ("ok", "timeout", "crashed", "invalid", "needs review")
@@ -61,8 +61,8 @@ def write_class_report(out: Path, *, known: Path | None = None, similarity: bool
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>Class report: {html.escape(out.name)}</title><style>{CSS}</style></head><body>",
             f"<h1>Class report: {html.escape(out.name)}</h1>",
-            f'<p class="muted">{len(records)} submissions · written {when} from grades.csv and each results.json. '
-            "Click a bar to list the submissions behind it.</p>",
+            (f'<p class="muted">{len(records)} submissions · written {when} from grades.csv and each results.json. '
+             "Click a bar to list the submissions behind it.</p>"),
             "<nav>" + "".join(f'<a href="#{i}">{n}</a>' for i, (n, _) in zip(ids, sections)) + "</nav>"]
     page += [f'<section id="{i}"><h2>{n}</h2>{body}</section>' for i, (n, body) in zip(ids, sections)]
     path = out / "report.html"

@@ -12,10 +12,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: a batch runs on machines without a display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["Area", "bar_chart", "scatter_changes", "DPI"]
+__all__ = ["DPI", "Area", "bar_chart", "scatter_changes"]
 
 DPI = 100
 BAR = "#3b6ea5"

@@ -18,7 +18,17 @@ from pathlib import Path
 from autograder.assignment import detect_assignment, load_assignment
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.staff.class_data import SubmissionRecord
-from autograder.staff.similarity import THRESHOLD, Document, Pair, clusters, find_similar, graded_code, tokens
+from autograder.staff.similarity import (
+    THRESHOLD,
+    UNREADABLE,
+    Document,
+    Pair,
+    clusters,
+    find_similar,
+    graded_code,
+    notebook_document,
+    tokens,
+)
 
 __all__ = ["Similarity", "compare_class", "similarity_html"]
 
@@ -73,11 +83,11 @@ def similarity_html(result: Similarity, anchor_of: dict[str, str]) -> str:
         return f'<a href="#{anchor_of[key]}">{html.escape(key)}</a>' if key in anchor_of else \
             f"<em>{html.escape(key)}</em>"
 
-    parts = [f"<p>{result.compared} submissions compared over their graded cells, with the template's given code "
+    parts = [(f"<p>{result.compared} submissions compared over their graded cells, with the template's given code "
              "left out. A pair is listed when one side's code is mostly found in the other (score at least "
              f"{THRESHOLD:.0%}; renamed variables and reformatting do not hide it). These pairs are "
              "<strong>unusually similar; review</strong> them before drawing any conclusion: a short or heavily "
-             "guided part can make honest solutions look alike.</p>"]
+             "guided part can make honest solutions look alike.</p>")]
     if result.unread:
         parts.append(f"<p>Not compared (no readable notebook): {', '.join(who(k) for k in result.unread)}.</p>")
     if not result.pairs:
@@ -120,12 +130,12 @@ def _graded_notebook(submission: Path | None) -> Notebook | None:
     best, best_count = None, -1
     try:
         paths = find_notebooks(submission)
-    except Exception:  # SubmissionError: nothing readable was submitted
+    except UNREADABLE:  # nothing readable was submitted
         return None
     for path in paths:
         try:
             notebook = load_notebook(path)
-        except Exception:  # not JSON, too large: not compared
+        except UNREADABLE:  # not JSON, too large: not compared
             continue
         count = detect_assignment(notebook)[1]
         if count > best_count:
@@ -134,17 +144,12 @@ def _graded_notebook(submission: Path | None) -> Notebook | None:
 
 
 def _known_documents(folder: Path, graded_names: tuple[str, ...]) -> list[Document]:
-    """Each notebook or Python file in `folder`: a notebook's graded cells, a .py file whole."""
+    """Each notebook or Python file in `folder`: a notebook's graded cells, a .py file whole. ValueError naming a
+    file that cannot be read: the TA chose these files."""
     documents = []
     for path in sorted(folder.iterdir()):
         if path.suffix == ".ipynb" and path.is_file():
-            try:
-                code = graded_code(load_notebook(path), graded_names)
-            except Exception:
-                continue
+            documents.append(notebook_document(KNOWN + path.name, path, graded_names, known=True))
         elif path.suffix == ".py" and path.is_file():
-            code = path.read_text(errors="replace")
-        else:
-            continue
-        documents.append(Document(KNOWN + path.name, code, known=True))
+            documents.append(Document(KNOWN + path.name, path.read_text(errors="replace"), known=True))
     return documents

@@ -22,15 +22,17 @@ from copydetect import CodeFingerprint, compare_files
 from copydetect.utils import filter_code, get_token_coverage, highlight_overlap
 from scipy import sparse
 
+from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, load_notebook, python_source
 
-__all__ = ["Document", "Pair", "clusters", "find_similar", "graded_code", "notebook_document", "tokens", "THRESHOLD"]
+__all__ = ["THRESHOLD", "Document", "Pair", "clusters", "find_similar", "graded_code", "notebook_document", "tokens"]
 
 NOISE = 25  # k: shortest shared run (in filtered characters) that counts; copydetect's default
 GUARANTEE = 30  # any shared run this long is always found (winnowing window = GUARANTEE - NOISE + 1)
 THRESHOLD = 0.6  # a pair is listed when this share of one side's code is found in the other
 MIN_SHARED = 150  # and at least this many filtered characters are shared (two stubs share nothing of note)
 COMMON_SHARE, COMMON_MIN = 0.2, 10  # a fingerprint in more submissions than both is the problem's idiom
+UNREADABLE = (SubmissionError, OSError, UnicodeError)  # a notebook that cannot be read: not compared
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def notebook_document(key: str, path: Path, graded_names: tuple[str, ...], known
     """A notebook's graded code; ValueError naming the file when it cannot be read."""
     try:
         return Document(key, graded_code(load_notebook(path), graded_names), known)
-    except Exception as error:  # SubmissionError, OSError: a submission the report lists without comparing
+    except UNREADABLE as error:
         raise ValueError(f"{path}: {error}") from None
 
 
@@ -119,7 +121,7 @@ def clusters(pairs: list[Pair]) -> list[list[str]]:
 def _python(source: str) -> str:
     try:
         return python_source(source)
-    except Exception:  # IPython's transformer can fail on odd input: compare the text as written
+    except Exception:  # noqa: BLE001 (IPython's transformer can fail on any odd input: compare the text as written)
         return source
 
 
