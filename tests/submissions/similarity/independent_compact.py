@@ -56,6 +56,9 @@ class AdaGrad(SGD):
         model.w -= scale[0] * grads[0]
         model.b -= scale[1] * grads[1]
 # %% Adam
+import math
+
+
 class Adam(SGD):
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7):
         super().__init__(lr)

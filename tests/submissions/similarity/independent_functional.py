@@ -18,6 +18,9 @@ class LinearModel(nn.Module):
 def loss(y_true, y_pred):
     return torch.nn.functional.mse_loss(y_pred.reshape(-1), y_true.reshape(-1))
 # %% GD
+import random
+
+
 def mse_grad(model, xb, yb):
     r = (xb @ model.w.T + model.b - yb).squeeze(1)
     return (2.0 / xb.shape[0]) * (r @ xb).unsqueeze(0), (2.0 / xb.shape[0]) * r.sum()
