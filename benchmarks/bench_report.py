@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -24,14 +24,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autograder.assignments.hw4_part1.replay import MISTAKES  # noqa: E402
-from autograder.staff import similarity  # noqa: E402
-from autograder.staff.class_data import read_class  # noqa: E402
-from autograder.staff.class_report import write_class_report  # noqa: E402
-from autograder.staff.similar_section import compare_class  # noqa: E402
-from tests.staff_fixtures import (INDEPENDENT, RUBRIC, SOLUTION, Student, mistake_feedback,  # noqa: E402
-                                  notebook_with, sections, write_batch)
-from tests.test_similarity import _cells_of, disguise  # noqa: E402
+from autograder.assignments.hw4_part1.replay import MISTAKES
+from autograder.staff import similarity
+from autograder.staff.class_data import read_class
+from autograder.staff.class_report import write_class_report
+from autograder.staff.similar_section import compare_class
+from tests.staff_fixtures import (
+    INDEPENDENT,
+    RUBRIC,
+    SOLUTION,
+    Student,
+    mistake_feedback,
+    notebook_with,
+    sections,
+    write_batch,
+)
+from tests.test_similarity import _cells_of, disguise
 
 SECTIONS = ("LinearModel", "GD", "SGD", "AdaGrad", "Adam")
 
