@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="batch: grade with the secret and rubric of this zip (the one uploaded to Gradescope)")
     parser.add_argument("--dev-secret", action="store_true",
                         help="batch: allow the development secret (a rehearsal: its hidden inputs are public)")
+    parser.add_argument("--known", type=Path, metavar="DIR",
+                        help="batch: known public solutions (notebooks or .py) for the report's similar submissions")
     commands = parser.add_subparsers(dest="command", metavar="build")
     build_parser = commands.add_parser("build", help="write the Gradescope zip of one assignment")
     build_parser.add_argument("--assignment", required=True, help="assignment folder name, e.g. hw4_part1")
@@ -49,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _build(args.assignment, args.output, args.secret_from)
     if args.submissions is not None:
         return _batch(args)
-    if args.uploaded is not None or args.dev_secret:
-        parser.error("--zip and --dev-secret go with --submissions (batch)")
+    if args.uploaded is not None or args.dev_secret or args.known is not None:
+        parser.error("--zip, --dev-secret and --known go with --submissions (batch)")
     if args.examples:
         _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1")
         return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
@@ -116,4 +118,15 @@ def _batch(args: argparse.Namespace) -> int:
         print("interrupted: submissions in progress were not recorded; rerun to finish", file=sys.stderr)
         return 130
     print(summary_text(rows, out))
+    _class_report(out, args.known)
     return 0
+
+
+def _class_report(out: Path, known: Path | None) -> None:
+    """OUT/report.html (autograder/staff/class_report.py). The grades are written by now: a failing report is
+    told, never allowed to hide them."""
+    from autograder.staff.class_report import write_class_report
+    try:
+        print(f"class report: {write_class_report(out, known=known)}")
+    except Exception as error:
+        print(f"class report failed: {error!r}", file=sys.stderr)
