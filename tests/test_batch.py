@@ -513,7 +513,7 @@ def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
         cli.main(["--submission", str(folder / "ann.ipynb"), "--zip", str(uploaded)])  # batch only
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_gradescope_export_is_graded_for_real(tmp_path):
     export = tmp_path / "assignment_export"
     (export / "submission_101").mkdir(parents=True)
@@ -541,7 +541,7 @@ def test_a_gradescope_export_is_graded_for_real(tmp_path):
         assert json.loads((out / key / "results.json").read_text())["tests"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_one_grader_grades_in_turn_as_a_grader_each_would(tmp_path, monkeypatch):
     """--jobs 1: one grader process grades the solution, the template and Adam without bias correction in turn.
     Each gets the rubric's scores (as tests/test_gradescope_tree.py expects them), and the last the same feedback

@@ -248,7 +248,7 @@ def unzip_as_gradescope(archive: Path, root: Path) -> Path:
     return source
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_unzipped_autograder_grades_like_the_golden_results(checked_zip, tmp_path):
     """Gradescope's way: run_autograder with no arguments, on an /autograder-shaped tree (AUTOGRADER_HOME)."""
     source = unzip_as_gradescope(checked_zip, tmp_path)

@@ -144,7 +144,7 @@ def test_corpus_matches_its_generator():
         == set(EXPECTED_FAILURES)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name", EXPECTED_FAILURES)
 def test_each_submission_gets_exactly_what_it_deserves(graded, name):
     out, timings = graded
@@ -159,7 +159,7 @@ def test_each_submission_gets_exactly_what_it_deserves(graded, name):
     assert timings[name][0] <= LIMITS.wall_seconds + 15
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_feedback_says_what_went_wrong(graded):
     out, _ = graded
     results = {name: json.loads((out / f"{name}.json").read_text()) for name in EXPECTED_FAILURES}
@@ -187,7 +187,7 @@ def test_feedback_says_what_went_wrong(graded):
     assert "Links are not followed" in results["attack_symlink_solution"]["output"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_nothing_leaks_or_outlives_the_run(graded):
     out, timings = graded
     text = "".join(p.read_text() for p in out.glob("*.json"))

@@ -287,7 +287,7 @@ def graded(tmp_path_factory):
     return results, seconds
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name", SANDBOXED)
 def test_each_submission_fails_exactly_the_right_checks_in_the_sandbox(graded, name):
     results, seconds = graded
@@ -302,7 +302,7 @@ def test_each_submission_fails_exactly_the_right_checks_in_the_sandbox(graded, n
     assert seconds[name] <= LIMITS.wall_seconds + 60
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_sandboxed_feedback_teaches_without_showing_the_reference(graded):
     results, _ = graded
 
