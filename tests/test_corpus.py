@@ -182,8 +182,7 @@ def test_feedback_says_what_went_wrong(graded):
     assert "`t` is not counted" in output("adam_t_fixed_at_one", "5.4")
     assert "accumulator starts at 0" in output("adagrad_accumulator_zero", "4.5")
     assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
-    assert "became NaN" in output("adam_t_not_incremented", "5.4") or "no longer numbers" in output(
-        "adam_t_not_incremented", "5.4")
+    assert "no longer numbers" in output("adam_t_not_incremented", "5.4")  # t = 0: 1 - β^0 = 0, a division by 0
     assert "Links are not followed" in results["attack_symlink_solution"]["output"]
 
 
