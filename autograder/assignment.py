@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Callable
 
 from autograder.notebook import Notebook
+from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
 
 __all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
 
 
@@ -93,21 +93,9 @@ class Assignment:
         override = os.environ.get("AUTOGRADER_RUBRIC")
         return Path(override) if override else self.folder / "rubric.yml"
 
-    def rubric(self) -> dict[str, dict]:
-        """Test number -> {"weight", "visibility", "name"} from rubric.yml; {} when the assignment has none."""
-        path = self.rubric_path
-        if not path.exists():
-            return {}
-        import yaml
-        tests = (yaml.safe_load(path.read_text()) or {}).get("tests", [])
-        rubric = {}
-        for entry in tests:
-            number = str(entry["number"])
-            weight, visibility = float(entry["weight"]), entry.get("visibility", "visible")
-            if weight < 0 or visibility not in VISIBILITIES:
-                raise ValueError(f"{path}: test {number}: weight must be >= 0 and visibility one of {VISIBILITIES}")
-            rubric[number] = {"weight": weight, "visibility": visibility, "name": str(entry.get("name", ""))}
-        return rubric
+    def rubric(self) -> dict[str, Row]:
+        """Test number -> Row (weight, visibility, name): rubric.yml, the only source of points, validated."""
+        return load_rubric(self.rubric_path)
 
     def secret(self) -> tuple[str, bool]:
         """(secret, is_the_development_default): $AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET (one for

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import os
 import re
 import secrets
@@ -24,9 +25,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment, secret_variable
+from autograder.errors import BuildError, RubricError
 from autograder.grade import grade
+from autograder.rubric import case_numbers, check_matches, load_rubric
 
-__all__ = ["BuildError", "build", "shipped_secret", "zip_members", "reference_modules"]
+__all__ = ["BuildError", "build", "check_rubric", "shipped_secret", "zip_members", "reference_modules"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = Path(__file__).resolve().parent
@@ -38,10 +41,6 @@ FORBIDDEN = re.compile(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache
 PINNED = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+!\-]+$")
 
 
-class BuildError(Exception):
-    """The zip was not written; the message says why and what to fix."""
-
-
 def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print,
           secret_from: Path | None = None) -> Path:
     """Write `out_dir/<assignment>_autograder.zip` and return its path. Raises BuildError (nothing written).
@@ -51,6 +50,7 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
         assignment = load_assignment(assignment_name)
     except ValueError as error:
         raise BuildError(str(error)) from None
+    check_rubric(assignment)
     secret, source = shipped_secret(assignment, secret_from)
     members = zip_members(assignment)
     requirements = shipped_requirements(assignment)
@@ -73,6 +73,15 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
     if changed := _uncommitted(sorted(members)):
         log(f"note: shipped with uncommitted changes to {', '.join(changed)}; commit them to know what you uploaded")
     return target
+
+
+def check_rubric(assignment: Assignment) -> None:
+    """The shipped rubric.yml is valid and has one row per case and a case per row."""
+    try:
+        cases = importlib.import_module(f"autograder.assignments.{assignment.name}.cases")
+        check_matches(load_rubric(assignment.folder / "rubric.yml"), case_numbers(cases), assignment.name)
+    except RubricError as error:
+        raise BuildError(f"refusing to build {assignment.name}: {error}") from None
 
 
 def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> tuple[str, str]:

@@ -30,7 +30,7 @@ SUBMISSIONS = {
 def test_the_shipped_rubric_is_the_pinned_one_with_the_courses_weights():
     from autograder.assignment import load_assignment
     shipped = load_assignment("hw4_part1").rubric()
-    assert [(n, e["weight"], e["visibility"], e["name"]) for n, e in shipped.items()] == \
+    assert [(n, row.weight, row.visibility, row.name) for n, row in shipped.items()] == \
         [(t["number"], t["max_score"], t["visibility"], t["name"]) for t in RUBRIC["tests"]]
     per_part = {part: sum(t["max_score"] for t in RUBRIC["tests"] if t["number"].startswith(part)) for part in "12345"}
     assert per_part == {"1": 5, "2": 5, "3": 5, "4": 10, "5": 15}

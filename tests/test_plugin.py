@@ -5,7 +5,9 @@ import textwrap
 
 import pytest
 
+from autograder.errors import RubricError
 from autograder.plugin import Submission, run_cases
+from autograder.rubric import Row
 
 CASES = '''
 from gradescope_utils.autograder_utils.decorators import number
@@ -45,11 +47,9 @@ def test_not_run_by_the_case(submission):
     """A case that says why it could not run"""
     raise NotRun("`Adam` is not defined")
 '''
-RUBRIC = {"1.1": {"weight": 2.0, "visibility": "visible", "name": ""},
-          "1.2": {"weight": 1.5, "visibility": "hidden", "name": "Rubric name of 1.2"},
-          "1.3": {"weight": 1.0, "visibility": "after_due_date", "name": "Rubric name of 1.3"},
-          "1.4": {"weight": 0.5, "visibility": "visible", "name": "Rubric name of 1.4"},
-          "1.10": {"weight": 3.0, "visibility": "visible", "name": "Rubric name of 1.10"}}
+RUBRIC = {"1.1": Row(2.0, "visible", ""), "1.2": Row(1.5, "hidden", "Rubric name of 1.2"),
+          "1.3": Row(1.0, "after_due_date", "Rubric name of 1.3"), "1.4": Row(0.5, "visible", "Rubric name of 1.4"),
+          "1.10": Row(3.0, "visible", "Rubric name of 1.10")}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def run(cases_path, probes, rubric=None):
 def test_points_names_and_visibility_come_from_the_rubric(cases_path):
     results = run(cases_path, {"good": {"ok": True, "value": 3}})
     assert list(results) == ["1.1", "1.2", "1.3", "1.4", "1.10"]  # by number, 1.10 after 1.4
-    assert {n: r.max_score for n, r in results.items()} == {n: row["weight"] for n, row in RUBRIC.items()}
-    assert {n: r.visibility for n, r in results.items()} == {n: row["visibility"] for n, row in RUBRIC.items()}
+    assert {n: r.max_score for n, r in results.items()} == {n: row.weight for n, row in RUBRIC.items()}
+    assert {n: r.visibility for n, r in results.items()} == {n: row.visibility for n, row in RUBRIC.items()}
     assert results["1.2"].name == "Rubric name of 1.2"
     assert results["1.1"].name == "Docstring name of 1.1"  # an empty rubric name: the docstring's first line
 
@@ -86,7 +86,7 @@ def test_a_passing_case_earns_its_weight_and_a_failing_one_nothing(cases_path):
 
 
 def test_the_same_cases_weigh_what_another_rubric_says(cases_path):
-    other = {n: {**row, "weight": row["weight"] * 10} for n, row in RUBRIC.items()}
+    other = {n: Row(row.weight * 10, row.visibility, row.name) for n, row in RUBRIC.items()}
     results = run(cases_path, {"good": {"ok": True, "value": 3}}, other)
     assert results["1.1"].max_score == results["1.1"].score == 20.0
     assert results["1.2"].max_score == 15.0
@@ -114,3 +114,13 @@ def test_a_failed_observation_says_why_in_every_case_that_needs_it(cases_path):
     without_run, _ = run_cases(cases_path, submission(None, problem="your notebook is not JSON"), RUBRIC)
     assert {r.output for r in without_run if r.number in ("1.1", "1.2", "1.10")} == {
         "**Could not run:** your notebook is not JSON"}
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda rubric: {n: row for n, row in rubric.items() if n != "1.3"}, "cases without a rubric row: ['1.3']"),
+    (lambda rubric: {**rubric, "9.9": Row(5.0)}, "rubric rows without a case: ['9.9']"),
+])
+def test_a_case_without_a_row_or_a_row_without_a_case_fails_the_run(cases_path, change, named):
+    with pytest.raises(RubricError) as raised:
+        run_cases(cases_path, submission({"good": {"ok": True, "value": 3}}), change(dict(RUBRIC)))
+    assert named in str(raised.value)
