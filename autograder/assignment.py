@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from autograder.errors import InputError
 from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
@@ -115,7 +116,7 @@ def assignment_names() -> list[str]:
 
 def load_assignment(name: str) -> Assignment:
     if name not in assignment_names():
-        raise ValueError(f"unknown assignment {name!r}; known: {', '.join(assignment_names())}")
+        raise InputError(f"unknown assignment {name!r}; known: {', '.join(assignment_names())}")
     return importlib.import_module(f"autograder.assignments.{name}").ASSIGNMENT
 
 

@@ -40,6 +40,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from autograder.assignment import load_assignment
+from autograder.errors import InputError
 from autograder.export import Entry, Submitter, discover, read_metadata
 from autograder.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
 from autograder.reports import STATUSES, summary_text, write_reports
@@ -82,19 +83,19 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
               progress: bool = True, warn: Callable[[str], None] | None = None) -> list[Row]:
     """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows.
 
-    `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises ValueError (nothing
+    `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises InputError (nothing
     graded) for a bad folder, zip or assignment, or the development secret without `dev_secret`. `warn` gets
     console warnings (default: stderr). `command` replaces the grader's argv (tests use a fake that speaks
     autograder.batch_worker's protocol).
     """
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, not {jobs}")
+        raise InputError(f"jobs must be at least 1, not {jobs}")
     warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     out = out or default_out(submissions)
     entries = [e for e in discover(submissions) if e.path.resolve() != out.resolve()]  # OUT may sit inside DIR
     with grading_inputs(assignment, uploaded) as inputs:
         if inputs.dev_secret and not dev_secret:
-            raise ValueError(dev_secret_warning(inputs.dev_secret, refused=True))
+            raise InputError(dev_secret_warning(inputs.dev_secret, refused=True))
         for note in ((dev_secret_warning(inputs.dev_secret),) if inputs.dev_secret else ()) + inputs.notes:
             warn(note)
         if timeout is None:
@@ -141,7 +142,7 @@ def _slot_users(jobs: int, create: bool) -> list[str]:
             made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
                                   capture_output=True, text=True)
             if made.returncode != 0:
-                raise ValueError(f"could not create the sandbox user {user}: {made.stderr.strip()}") from None
+                raise InputError(f"could not create the sandbox user {user}: {made.stderr.strip()}") from None
     return users
 
 

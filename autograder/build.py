@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment, secret_variable
-from autograder.errors import BuildError, RubricError
+from autograder.errors import BuildError, InputError, RubricError
 from autograder.grade import grade
 from autograder.rubric import case_numbers, check_matches, load_rubric
 
@@ -48,7 +48,7 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
     `secret_from`: an earlier zip of this assignment, whose secret the new one keeps."""
     try:
         assignment = load_assignment(assignment_name)
-    except ValueError as error:
+    except InputError as error:
         raise BuildError(str(error)) from None
     check_rubric(assignment)
     secret, source = shipped_secret(assignment, secret_from)
@@ -91,9 +91,9 @@ def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> t
         try:
             held = zip_assignment(secret_from)
             if held != assignment.name:
-                raise ValueError(f"{secret_from} is the zip of {held}, not of {assignment.name}")
+                raise InputError(f"{secret_from} is the zip of {held}, not of {assignment.name}")
             secret = zip_secret(secret_from, assignment.name)
-        except ValueError as error:
+        except InputError as error:
             raise BuildError(f"cannot keep the secret: {error}") from None
         source = f"kept from {secret_from}"
     else:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from autograder.errors import BuildError, InputError, SubmissionError
 from autograder.grade import grade
 from autograder.results import console_table
 
@@ -45,6 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument("--secret-from", type=Path, metavar="OLD.zip",
                               help="keep the secret of this earlier zip (the one uploaded), so hidden inputs stay")
     args = parser.parse_args(argv)
+    # The one boundary for errors: the staff's bad input is a message and exit 2, a refused build exit 1;
+    # anything else is a bug and keeps its traceback (Python exits 1).
+    try:
+        return _run(args, parser)
+    except InputError as error:
+        print(f"{args.command or ('batch' if args.submissions else 'grading')} failed: {error}", file=sys.stderr)
+        return 2
+    except BuildError as error:
+        print(f"build failed: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "build":
         return _build(args.assignment, args.output, args.secret_from)
     if args.submissions is not None:
@@ -85,7 +99,7 @@ def _warn_dev_secret(submission: Path, assignment: str | None) -> None:
     try:
         chosen = load_assignment(assignment) if assignment else \
             detect_assignment(choose_notebook(submission, None)[0])[0]
-    except Exception:  # not a notebook, unknown assignment: grade() says so itself
+    except (SubmissionError, InputError):  # not a notebook, unknown assignment: grade() says so itself
         return
     if chosen.secret()[1]:
         print(dev_secret_warning([chosen.name]), file=sys.stderr)
@@ -93,25 +107,18 @@ def _warn_dev_secret(submission: Path, assignment: str | None) -> None:
 
 # build and batch are staff tools, imported on use: Gradescope's path never depends on them.
 def _build(assignment: str, output: Path, secret_from: Path | None = None) -> int:
-    from autograder.build import BuildError, build
-    try:
-        build(assignment, output, secret_from=secret_from)
-    except BuildError as error:
-        print(f"build failed: {error}", file=sys.stderr)
-        return 1
+    from autograder.build import build
+    build(assignment, output, secret_from=secret_from)
     return 0
 
 
 def _batch(args: argparse.Namespace) -> int:
     from autograder.batch import default_out, grade_all, summary_text
-    jobs = grade_all.__kwdefaults__["jobs"] if args.jobs is None else args.jobs
+    jobs = {} if args.jobs is None else {"jobs": args.jobs}  # else grade_all's default
     out = args.out or default_out(args.submissions)
     try:
-        rows = grade_all(args.submissions, out, jobs=jobs, force=args.force, assignment=args.assignment,
+        rows = grade_all(args.submissions, out, **jobs, force=args.force, assignment=args.assignment,
                          uploaded=args.uploaded, dev_secret=args.dev_secret)
-    except ValueError as error:
-        print(f"batch failed: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted: submissions in progress were not recorded; rerun to finish", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from autograder.assignment import DEV_SECRET, assignment_names, load_assignment, secret_variable
+from autograder.errors import InputError
 
 __all__ = ["RUBRIC_FILE", "RUBRIC_VARIABLE", "Inputs", "dev_secret_warning", "grader_env", "grader_version",
            "grading_inputs", "rubric_in_use", "zip_assignment", "zip_secret"]
@@ -53,7 +54,7 @@ def grading_inputs(assignment: str | None = None, uploaded: Path | None = None) 
         return
     name = zip_assignment(uploaded)
     if assignment and assignment != name:
-        raise ValueError(f"{uploaded} is the zip of {name}, not of {assignment}")
+        raise InputError(f"{uploaded} is the zip of {name}, not of {assignment}")
     load_assignment(name)
     with tempfile.TemporaryDirectory(prefix="autograder-zip-") as private:  # mkdtemp: 0700, ours only
         env, notes = {secret_variable(name): zip_secret(uploaded, name)}, []
@@ -93,9 +94,9 @@ def zip_assignment(uploaded: Path) -> str:
         with zipfile.ZipFile(uploaded) as archive:
             names = sorted({m.group(1) for n in archive.namelist() if (m := _MEMBER.fullmatch(n))})
     except (OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read the zip {uploaded}: {error}") from None
+        raise InputError(f"cannot read the zip {uploaded}: {error}") from None
     if len(names) != 1:
-        raise ValueError(f"{uploaded} holds {len(names)} assignments ({', '.join(names) or 'none'}); a zip built by "
+        raise InputError(f"{uploaded} holds {len(names)} assignments ({', '.join(names) or 'none'}); a zip built by "
                          f"`run_autograder build` holds one")
     return names[0]
 
@@ -105,7 +106,7 @@ def zip_secret(uploaded: Path, name: str) -> str:
     data = _read_member(uploaded, f"autograder/assignments/{name}/secret")
     secret = (data or b"").decode("utf-8", errors="replace").strip()
     if not secret:
-        raise ValueError(f"{uploaded} holds no secret for {name} (autograder/assignments/{name}/secret)")
+        raise InputError(f"{uploaded} holds no secret for {name} (autograder/assignments/{name}/secret)")
     return secret
 
 
