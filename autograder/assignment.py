@@ -21,7 +21,8 @@ from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
 
-__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable"]
+__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable",
+           "dev_secret_warning"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
@@ -128,3 +129,16 @@ def detect_assignment(notebook: Notebook) -> tuple[Assignment, int]:
         scored.append((sum(n in notebook.definitions for n in assignment.graded_names), name, assignment))
     count, _, assignment = max(scored, key=lambda item: item[0])
     return assignment, count
+
+
+def dev_secret_warning(names: tuple[str, ...] | list[str], refused: bool = False) -> str:
+    """The loud console warning (or, `refused`, the refusal) for grading with the development secret."""
+    bar = "!" * 100
+    variables = " / ".join(f"${secret_variable(n)}" for n in names)
+    lines = [f"WARNING: {', '.join(names)} would be graded with the DEVELOPMENT SECRET: its hidden inputs are "
+             "public, so these grades are not the ones Gradescope gives.",
+             f"Set {variables}, or grade a batch with --zip UPLOADED.zip (the zip uploaded to Gradescope)"
+             + ("; --dev-secret allows it for a rehearsal." if refused else ".")]
+    if len(names) > 1:
+        lines.append("Without --assignment (or --zip) the batch cannot know which one a notebook is: each counts.")
+    return "\n".join([bar, *(f"!!! {line}" for line in lines), bar])

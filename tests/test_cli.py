@@ -3,7 +3,7 @@ exit 1, and a bug stays a bug (its exception and traceback reach the caller)."""
 
 import pytest
 
-from autograder import batch, cli
+from autograder.staff import batch, cli
 from autograder.errors import InputError
 
 

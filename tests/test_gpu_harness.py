@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import gpu_harness
+from autograder.staff import gpu_harness
 from autograder.assignments.hw4_part2 import SMALL_BERT
 from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.harness_probes import measure_counts, measure_numeric
-from autograder.gpu_harness import (BASE_BERT, EXPECTED_BASE_COUNTS, HarnessSettings, _judge, main, markdown,
+from autograder.staff.gpu_harness import (BASE_BERT, EXPECTED_BASE_COUNTS, HarnessSettings, _judge, main, markdown,
                                     reference_counts, run_all)
 from autograder.notebook import load_notebook
 from autograder.sandbox import WorkerRun

@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
-from autograder import build
+from autograder.staff import build
 from autograder.results import SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent

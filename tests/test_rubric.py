@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from autograder import build
+from autograder.staff import build
 from autograder.assignment import assignment_names, load_assignment
 from autograder.errors import BuildError, RubricError
 from autograder.rubric import Row, case_numbers, check_matches, load_rubric

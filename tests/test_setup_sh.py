@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build
+from autograder.staff import build
 from autograder.sandbox import SANDBOX_USER
 
 PART1 = "hw4_part1"

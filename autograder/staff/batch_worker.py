@@ -1,4 +1,4 @@
-"""The batch's long-lived grader (staff only): `python -m autograder.batch_worker` grades submission after
+"""The batch's long-lived grader (staff only): `python -m autograder.staff.batch_worker` grades submission after
 submission in one process.
 
 Why: a fresh `python -m autograder` per submission pays its start-up (python, `import torch`, pytest, the

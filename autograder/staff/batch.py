@@ -1,16 +1,16 @@
 """Grade a whole class: every submission in a folder, in parallel, outside the batch's own process.
 
-Layouts (autograder/export.py): notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions".
+Layouts (autograder/staff/export.py): notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions".
 Under OUT (created 0700: it holds every student's work and feedback) it writes `<id>/results.json`,
-`<id>/grader.log`, `<id>/batch.json` (status and the key below), and the reports of autograder/reports.py:
+`<id>/grader.log`, `<id>/batch.json` (status and the key below), and the reports of autograder/staff/reports.py:
 `grades.csv` (a row per student) and `summary.csv` (a row per test).
 
-What a grading used (autograder/inputs.py): the secret and rubric of the uploaded zip (`uploaded`) or of this
+What a grading used (autograder/staff/inputs.py): the secret and rubric of the uploaded zip (`uploaded`) or of this
 checkout. A rerun skips a submission only when its batch.json records the same key: the submission's bytes, a
 hash of the secret, a hash of the rubric and the grader's version; anything else is graded again (`force`: all).
 The development secret, whose hidden inputs anyone can compute, is refused unless `dev_secret`.
 
-Each job slot keeps one long-lived grader process (`python -m autograder.batch_worker`, with the slot's own
+Each job slot keeps one long-lived grader process (`python -m autograder.staff.batch_worker`, with the slot's own
 sandbox user) and sends it one submission after another, so the grader's start-up (python, torch, pytest:
 seconds of CPU) is paid once per slot, not per submission. Each submission still has its own timeout: a grader
 that times out or dies costs that one row; it is stopped, tree and all, and the slot's next submission gets a
@@ -41,26 +41,16 @@ from tqdm import tqdm
 
 from autograder.assignment import load_assignment
 from autograder.errors import InputError
-from autograder.export import Entry, Submitter, discover, read_metadata
-from autograder.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
-from autograder.reports import STATUSES, summary_text, write_reports
+from autograder.staff.export import Entry, Submitter, discover, read_metadata
+from autograder.staff.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
+from autograder.staff.reports import STATUSES, Row, summary_text, write_reports
 
 __all__ = ["Entry", "Row", "Submitter", "default_out", "dev_secret_warning", "discover", "grade_all",
            "read_metadata", "status_of", "summary_text", "write_reports"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 GRACE_SECONDS = 120  # grader start-up, reference values and cases, on top of the sandbox's own wall limit
 RECYCLE_AFTER = 50  # submissions per grader process
-
-
-@dataclass(frozen=True)
-class Row:
-    entry: Entry
-    status: str  # one of STATUSES
-    detail: str  # why, when not plainly ok
-    results: dict | None  # results.json, None when the grader left none
-    seconds: float
-    skipped: bool = False  # graded by an earlier run
 
 
 def status_of(results: dict | None, returncode: int | None, timed_out: bool = False) -> tuple[str, str]:
@@ -86,7 +76,7 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
     `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises InputError (nothing
     graded) for a bad folder, zip or assignment, or the development secret without `dev_secret`. `warn` gets
     console warnings (default: stderr). `command` replaces the grader's argv (tests use a fake that speaks
-    autograder.batch_worker's protocol).
+    autograder.staff.batch_worker's protocol).
     """
     if jobs < 1:
         raise InputError(f"jobs must be at least 1, not {jobs}")
@@ -147,7 +137,7 @@ def _slot_users(jobs: int, create: bool) -> list[str]:
 
 
 def _grader_command() -> list[str]:
-    return [sys.executable, "-m", "autograder.batch_worker"]
+    return [sys.executable, "-m", "autograder.staff.batch_worker"]
 
 
 @dataclass
