@@ -61,7 +61,8 @@ def status_of(results: dict | None, returncode: int | None, timed_out: bool = Fa
     if results is None:
         return "crashed", f"the grader exited with status {returncode} and left no valid results.json"
     extra = results.get("extra_data")
-    status = extra.get("status") if isinstance(extra, dict) else None
+    extra = extra if isinstance(extra, dict) else {}
+    status = extra.get("status")
     if status not in STATUSES:
         return "crashed", "results.json carries no status from the grader (extra_data.status)"
     return status, str(extra.get("detail") or "")
@@ -210,7 +211,7 @@ class _Runner:
         slot.graded += 1
         with self.lock:
             cancelled = self.cancelled  # Ctrl-C came before this job was sent
-        reply = b""
+        reply: bytes | None = b""
         if not cancelled:
             try:
                 process.stdin.write(json.dumps(job).encode() + b"\n")
@@ -316,7 +317,8 @@ def _descendants(pid: int) -> list[int]:
             children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    found, todo = [], [pid]
+    found: list[int] = []
+    todo = [pid]
     while todo:
         kids = children.get(todo.pop(), [])
         found, todo = found + kids, todo + kids

@@ -1,6 +1,6 @@
 """Build one assignment's Gradescope zip (what it holds: bundle.py): entry points, pinned requirements, the engine,
-the assignment folder with its secret, and the reference modules its cases import — nothing else. The zip is written 0600: it holds the
-secret and the reference.
+the assignment folder with its secret, and the reference modules its cases import — nothing else. The zip is
+written 0600: it holds the secret and the reference.
 
 The secret decides every student's hidden inputs, so a rebuild keeps it when it can: `--secret-from OLD.zip`
 (the zip uploaded before), else the one Assignment.secret finds ($AUTOGRADER_SECRET_<NAME>, $AUTOGRADER_SECRET,
@@ -12,7 +12,6 @@ the secret and the rubric that ship in the zip. Run: `./run_autograder build --a
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import importlib
 import os

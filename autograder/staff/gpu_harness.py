@@ -21,6 +21,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from autograder import grade
 from autograder.assignment import Call, load_assignment
@@ -129,7 +130,7 @@ def _measure(notebook, calls: list[Call], limits: Limits):
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],
             name: str | None = None) -> dict:
     """One submission's row; every failure becomes the row's `problem`, never an exception."""
-    row = {"submission": name or path.name, "path": str(path), "problem": None}
+    row: dict[str, Any] = {"submission": name or path.name, "path": str(path), "problem": None}
     try:
         notebook = load_notebook(path)
         reading = read_config(notebook)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -57,7 +56,8 @@ def grading_inputs(assignment: str | None = None, uploaded: Path | None = None) 
         raise InputError(f"{uploaded} is the zip of {name}, not of {assignment}")
     load_assignment(name)
     with tempfile.TemporaryDirectory(prefix="autograder-zip-") as private:  # mkdtemp: 0700, ours only
-        env, notes = {secret_variable(name): zip_secret(uploaded, name)}, []
+        env: dict[str, str | None] = {secret_variable(name): zip_secret(uploaded, name)}
+        notes: list[str] = []
         rubric = read_member(uploaded, rubric_member(name))
         if rubric is None:
             notes.append(f"{uploaded} holds no {RUBRIC_FILE}: grading with this checkout's weights and visibility")
