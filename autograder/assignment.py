@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from autograder.errors import InputError
 from autograder.notebook import Notebook
+from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
 
-__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable"]
+__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable",
+           "dev_secret_warning"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
-VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
 
 
@@ -93,21 +95,9 @@ class Assignment:
         override = os.environ.get("AUTOGRADER_RUBRIC")
         return Path(override) if override else self.folder / "rubric.yml"
 
-    def rubric(self) -> dict[str, dict]:
-        """Test number -> {"weight", "visibility", "name"} from rubric.yml; {} when the assignment has none."""
-        path = self.rubric_path
-        if not path.exists():
-            return {}
-        import yaml
-        tests = (yaml.safe_load(path.read_text()) or {}).get("tests", [])
-        rubric = {}
-        for entry in tests:
-            number = str(entry["number"])
-            weight, visibility = float(entry["weight"]), entry.get("visibility", "visible")
-            if weight < 0 or visibility not in VISIBILITIES:
-                raise ValueError(f"{path}: test {number}: weight must be >= 0 and visibility one of {VISIBILITIES}")
-            rubric[number] = {"weight": weight, "visibility": visibility, "name": str(entry.get("name", ""))}
-        return rubric
+    def rubric(self) -> dict[str, Row]:
+        """Test number -> Row (weight, visibility, name): rubric.yml, the only source of points, validated."""
+        return load_rubric(self.rubric_path)
 
     def secret(self) -> tuple[str, bool]:
         """(secret, is_the_development_default): $AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET (one for
@@ -127,7 +117,7 @@ def assignment_names() -> list[str]:
 
 def load_assignment(name: str) -> Assignment:
     if name not in assignment_names():
-        raise ValueError(f"unknown assignment {name!r}; known: {', '.join(assignment_names())}")
+        raise InputError(f"unknown assignment {name!r}; known: {', '.join(assignment_names())}")
     return importlib.import_module(f"autograder.assignments.{name}").ASSIGNMENT
 
 
@@ -139,3 +129,16 @@ def detect_assignment(notebook: Notebook) -> tuple[Assignment, int]:
         scored.append((sum(n in notebook.definitions for n in assignment.graded_names), name, assignment))
     count, _, assignment = max(scored, key=lambda item: item[0])
     return assignment, count
+
+
+def dev_secret_warning(names: tuple[str, ...] | list[str], refused: bool = False) -> str:
+    """The loud console warning (or, `refused`, the refusal) for grading with the development secret."""
+    bar = "!" * 100
+    variables = " / ".join(f"${secret_variable(n)}" for n in names)
+    lines = [f"WARNING: {', '.join(names)} would be graded with the DEVELOPMENT SECRET: its hidden inputs are "
+             "public, so these grades are not the ones Gradescope gives.",
+             f"Set {variables}, or grade a batch with --zip UPLOADED.zip (the zip uploaded to Gradescope)"
+             + ("; --dev-secret allows it for a rehearsal." if refused else ".")]
+    if len(names) > 1:
+        lines.append("Without --assignment (or --zip) the batch cannot know which one a notebook is: each counts.")
+    return "\n".join([bar, *(f"!!! {line}" for line in lines), bar])

@@ -6,11 +6,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-__all__ = ["NotRun", "fmt", "assert_close", "assert_same_steps", "first_divergence"]
+from autograder.errors import NotRun
 
-
-class NotRun(Exception):
-    """The case could not run (missing definition, crashed probe, no observations): it scores 0."""
+__all__ = ["NotRun", "fmt", "assert_close"]  # NotRun re-exported: the cases raise it from here
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -40,30 +38,3 @@ def assert_close(got, expected, what: str, rtol: float = 1e-4, atol: float = 1e-
         ok = _all_close(got, expected, rtol, atol)
     if not ok:
         raise AssertionError(f"{what}: expected `{fmt(expected)}`, got `{fmt(got)}`." + (f"\n\n{hint}" if hint else ""))
-
-
-def first_divergence(got: Sequence[Sequence[float]], expected: Sequence[Sequence[float]],
-                     rtol: float, atol: float) -> int | None:
-    """Index of the first row that differs (or is missing), or None when all rows agree."""
-    for index, row in enumerate(expected):
-        if index >= len(got) or not _all_close(got[index], row, rtol, atol):
-            return index
-    return None
-
-
-def assert_same_steps(got: Sequence, expected: Sequence, what: str, describe_row, rtol: float = 1e-3,
-                      atol: float = 1e-4, error: str | None = None, hint: str = "") -> None:
-    """Compare step-by-step states; name the first step that differs. `describe_row` renders one state."""
-    index = first_divergence(got, expected, rtol, atol)
-    if index is None:
-        return
-    lines = [f"{what}: step {index + 1} of {len(expected)} is the first that differs."]
-    if index < len(got):
-        lines.append(f"- expected {describe_row(expected[index])}\n- got {describe_row(got[index])}")
-    elif error:
-        lines.append(f"Your code stopped at step {index + 1} with `{error}`.")
-    else:
-        lines.append(f"Your code produced only {len(got)} steps.")
-    if hint:
-        lines.append(hint)
-    raise AssertionError("\n\n".join(lines))

@@ -1,4 +1,6 @@
-"""run_autograder's modes. Thin: parsing here, work in grade.py (and batch.py / build.py)."""
+"""run_autograder's grading modes, the ones a Gradescope zip holds: with no arguments, grade
+/autograder/submission as Gradescope does; `--submission` for a local dry run; `--examples`. Thin: parsing here,
+work in grade.py. The staff's commands (build, batch) are in autograder/staff/cli.py, which adds them to these."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from autograder.grade import grade
+from autograder.assignment import detect_assignment, dev_secret_warning, load_assignment
+from autograder.errors import InputError, SubmissionError
+from autograder.grade import choose_notebook, grade
 from autograder.results import console_table
+
+__all__ = ["main", "add_grading_arguments", "run_grading"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Gradescope's tree; AUTOGRADER_HOME points elsewhere for a fake tree in tests.
@@ -25,34 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="run_autograder",
         description="With no arguments, grade /autograder/submission as Gradescope does.")
+    add_grading_arguments(parser)
+    return run_grading(parser.parse_args(argv))
+
+
+def add_grading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--submission", type=Path, help="a notebook, or a folder holding one (local dry run)")
     parser.add_argument("--results", type=Path, default=Path("results.json"), help="where results.json goes")
     parser.add_argument("--assignment", help="assignment folder name; detected from the notebook by default")
     parser.add_argument("--examples", action="store_true", help="grade the shipped example submissions")
-    parser.add_argument("--submissions", type=Path, help="grade every submission in this folder (batch; also a "
-                        "Gradescope export with submission_metadata.yml)")
-    parser.add_argument("--out", type=Path, help="batch output folder (default: out/batch/<folder name>)")
-    parser.add_argument("--jobs", type=int, help="batch: submissions graded at once (default: the CPU count)")
-    parser.add_argument("--force", action="store_true", help="batch: regrade submissions already graded")
-    parser.add_argument("--zip", type=Path, dest="uploaded", metavar="UPLOADED.zip",
-                        help="batch: grade with the secret and rubric of this zip (the one uploaded to Gradescope)")
-    parser.add_argument("--dev-secret", action="store_true",
-                        help="batch: allow the development secret (a rehearsal: its hidden inputs are public)")
-    parser.add_argument("--known", type=Path, metavar="DIR",
-                        help="batch: known public solutions (notebooks or .py) for the report's similar submissions")
-    commands = parser.add_subparsers(dest="command", metavar="build")
-    build_parser = commands.add_parser("build", help="write the Gradescope zip of one assignment")
-    build_parser.add_argument("--assignment", required=True, help="assignment folder name, e.g. hw4_part1")
-    build_parser.add_argument("-o", "--output", type=Path, default=Path("dist"), help="folder for the zip")
-    build_parser.add_argument("--secret-from", type=Path, metavar="OLD.zip",
-                              help="keep the secret of this earlier zip (the one uploaded), so hidden inputs stay")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        return _build(args.assignment, args.output, args.secret_from)
-    if args.submissions is not None:
-        return _batch(args)
-    if args.uploaded is not None or args.dev_secret or args.known is not None:
-        parser.error("--zip, --dev-secret and --known go with --submissions (batch)")
+
+
+def run_grading(args: argparse.Namespace) -> int:
+    """One of the grading modes. grade() never raises for a submission: it writes results.json whatever happens."""
     if args.examples:
         _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1")
         return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
@@ -81,52 +72,10 @@ def _examples(out: Path) -> int:
 
 def _warn_dev_secret(submission: Path, assignment: str | None) -> None:
     """A loud warning on the console when this local run would use the development secret."""
-    from autograder.assignment import detect_assignment, load_assignment
-    from autograder.grade import choose_notebook
-    from autograder.inputs import dev_secret_warning
     try:
         chosen = load_assignment(assignment) if assignment else \
             detect_assignment(choose_notebook(submission, None)[0])[0]
-    except Exception:  # not a notebook, unknown assignment: grade() says so itself
+    except (SubmissionError, InputError):  # not a notebook, unknown assignment: grade() says so itself
         return
     if chosen.secret()[1]:
         print(dev_secret_warning([chosen.name]), file=sys.stderr)
-
-
-# build and batch are staff tools, imported on use: Gradescope's path never depends on them.
-def _build(assignment: str, output: Path, secret_from: Path | None = None) -> int:
-    from autograder.build import BuildError, build
-    try:
-        build(assignment, output, secret_from=secret_from)
-    except BuildError as error:
-        print(f"build failed: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _batch(args: argparse.Namespace) -> int:
-    from autograder.batch import default_out, grade_all, summary_text
-    jobs = grade_all.__kwdefaults__["jobs"] if args.jobs is None else args.jobs
-    out = args.out or default_out(args.submissions)
-    try:
-        rows = grade_all(args.submissions, out, jobs=jobs, force=args.force, assignment=args.assignment,
-                         uploaded=args.uploaded, dev_secret=args.dev_secret)
-    except ValueError as error:
-        print(f"batch failed: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: submissions in progress were not recorded; rerun to finish", file=sys.stderr)
-        return 130
-    print(summary_text(rows, out))
-    _class_report(out, args.known)
-    return 0
-
-
-def _class_report(out: Path, known: Path | None) -> None:
-    """OUT/report.html (autograder/staff/class_report.py). The grades are written by now: a failing report is
-    told, never allowed to hide them."""
-    from autograder.staff.class_report import write_class_report
-    try:
-        print(f"class report: {write_class_report(out, known=known)}")
-    except Exception as error:
-        print(f"class report failed: {error!r}", file=sys.stderr)

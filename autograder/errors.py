@@ -1,6 +1,12 @@
-"""Errors with two audiences: what the student reads, and what the staff need to debug."""
+"""Every error the grader and its staff tools raise on purpose, in one place.
 
-__all__ = ["GraderError", "SubmissionError", "SandboxError"]
+Two kinds. A GraderError is about a submission: `student_message` is what the student reads, `staff_detail`
+what the staff need to debug. The others are about the staff's own input or configuration and carry a message
+for them; the CLI (autograder/cli.py) catches them at one boundary. Anything else is a bug: it keeps its
+traceback and a non-zero exit code.
+"""
+
+__all__ = ["GraderError", "SubmissionError", "NotRun", "InputError", "BuildError", "RubricError"]
 
 
 class GraderError(Exception):
@@ -16,5 +22,19 @@ class SubmissionError(GraderError):
     """The submission cannot be graded as handed in (no notebook, not JSON, not a notebook)."""
 
 
-class SandboxError(GraderError):
-    """The worker could not be started or gave no usable reply."""
+class NotRun(GraderError):
+    """A case could not run (missing definition, crashed probe, no observations): it scores 0, saying why."""
+
+
+class InputError(ValueError):
+    """Bad input to a staff command (an unknown assignment, an unreadable or mismatched zip): the CLI prints the
+    message and exits 2. A ValueError, as the project's convention for bad input."""
+
+
+class BuildError(Exception):
+    """The zip was not written; the message says why and what to fix."""
+
+
+class RubricError(Exception):
+    """An assignment's rubric.yml is invalid or disagrees with its cases: a mistake of the staff, never charged to
+    a student (the build refuses it; a grading run fails for review)."""

@@ -1,7 +1,8 @@
 """Weighted pytest cases -> Gradescope tests: fixtures for the cases, and a collector of their outcomes.
 
-Cases are plain pytest functions decorated with gradescope-utils' `@weight`, `@number`, `@visibility` and
-`@tags`; their docstring's first line is the test's name, and their failure message its feedback.
+Cases are plain pytest functions decorated with gradescope-utils' `@number` (and `@tags`); the assignment's
+rubric.yml gives each number its points, visibility and name (else the docstring's first line names it), and a
+case's failure message is its feedback.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Callable
 import pytest
 
 from autograder.assignment import Call, Seeds
-from autograder.checks import NotRun
+from autograder.errors import NotRun
 from autograder.notebook import Notebook
+from autograder.rubric import Row, check_matches
 
 __all__ = ["CaseResult", "Submission", "run_cases"]
 
@@ -72,7 +74,7 @@ class CaseResult:
 
 
 class _Collector:
-    def __init__(self, submission: Submission, rubric: dict[str, dict]):
+    def __init__(self, submission: Submission, rubric: dict[str, Row]):
         self._submission, self._rubric = submission, rubric
         self.results: list[CaseResult] = []
 
@@ -88,12 +90,13 @@ class _Collector:
             self.results.append(_result(item, call, report.passed, self._rubric))
 
 
-def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
-    """The case's outcome; its points, name and visibility from the rubric (else its decorators and docstring)."""
+def _result(item, call, passed: bool, rubric: dict[str, Row]) -> CaseResult:
+    """The case's outcome; its points, name and visibility from its rubric row (the name, when the row has none,
+    from its docstring). A case without a row scores 0/0 here; run_cases then refuses the whole run."""
     function = item.function
-    entry = rubric.get(getattr(function, "__number__", ""), {})
-    doc = entry.get("name") or (function.__doc__ or item.name).strip().split("\n")[0]
-    weight = float(entry.get("weight", getattr(function, "__weight__", 0.0)))
+    number = getattr(function, "__number__", "")
+    row = rubric.get(number, Row(weight=0.0))
+    doc = row.name or (function.__doc__ or item.name).strip().split("\n")[0]
     output, staff = "Passed.", ""
     if not passed:
         error = call.excinfo.value if call.excinfo else None
@@ -104,16 +107,15 @@ def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
         else:
             output = "The grader could not check this result; your course staff have been told."
             staff = "".join(traceback.format_exception(error)) if error else "no exception"
-    return CaseResult(name=doc, number=getattr(function, "__number__", ""), max_score=weight,
-                      score=weight if passed else 0.0, status="passed" if passed else "failed",
-                      output=output, visibility=entry.get("visibility", getattr(function, "__visibility__", "visible")),
+    return CaseResult(name=doc, number=number, max_score=row.weight, score=row.weight if passed else 0.0,
+                      status="passed" if passed else "failed", output=output, visibility=row.visibility,
                       tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff)
 
 
-def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] | None = None
-              ) -> tuple[list[CaseResult], str]:
-    """Run one assignment's cases in this (trusted) process; returns the results and pytest's log."""
-    collector = _Collector(submission, rubric or {})
+def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) -> tuple[list[CaseResult], str]:
+    """Run one assignment's cases in this (trusted) process; returns the results and pytest's log. Raises
+    RubricError when the rubric and the cases that ran do not describe the same tests."""
+    collector = _Collector(submission, rubric)
     log = io.StringIO()
     # Only our plugin (installed pytest plugins such as hypothesis' cost seconds), and no assertion
     # rewriting: the cases raise their own messages. No unraisable-exception plugin: its full garbage
@@ -123,6 +125,7 @@ def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] 
                             "--assert=plain", "-p", "no:cacheprovider", "-p", "no:unraisableexception"], plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
+    check_matches(rubric, [r.number for r in collector.results], str(cases_path))
     return sorted(collector.results, key=lambda r: _number_key(r.number)), log.getvalue()
 
 

@@ -150,7 +150,7 @@ for path in sys.argv[2:]:
 def warm_sample(folder: Path, out: Path, count: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """(wall, CPU) per submission for `count` correct notebooks graded one after another, (1) each by its own
     `python -m autograder` process, and (2) all by one process, which pays the grader's start-up (python, torch,
-    torch._dynamo, pytest) once, as each job slot's grader in the batch does (autograder.batch_worker)."""
+    torch._dynamo, pytest) once, as each job slot's grader in the batch does (autograder.staff.batch_worker)."""
     paths = [str(p) for p in sorted(folder.glob("*_correct.ipynb"))[:count]]
     timed = []
     for commands in ([[sys.executable, "-m", "autograder", "--submission", path, "--results",

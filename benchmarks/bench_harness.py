@@ -31,7 +31,7 @@ from autograder.assignments.hw4_part2 import SMALL_BERT
 from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.harness_probes import measure_counts, measure_numeric
 from autograder.assignments.hw4_part2.probes import p2_apply, p2_bert, p2_counts, p2_make_config
-from autograder.gpu_harness import BASE_BERT, BATCHES
+from autograder.staff.gpu_harness import BASE_BERT, BATCHES
 from tests.submissions.hw4_part2.inprocess import lora_functions
 mode, path = sys.argv[1], sys.argv[2]
 notebook = load_notebook(__import__("pathlib").Path(path))

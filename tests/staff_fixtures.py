@@ -1,7 +1,7 @@
 """Synthetic batch output folders for the class report's tests and benchmark, in the batch's own formats.
 
 results.json comes from autograder.results.build_results (the grader's builder), grades.csv and summary.csv from
-autograder.reports.write_reports (the batch's writer), batch.json as autograder.batch writes it. No sandbox runs.
+autograder.staff.reports.write_reports (the batch's writer), batch.json as autograder.staff.batch writes it. No sandbox runs.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 from autograder.assignment import load_assignment
 from autograder.assignments.hw4_part1.replay import MISTAKES
-from autograder.batch import Row
-from autograder.export import Entry, Submitter
+from autograder.staff.reports import Row
+from autograder.staff.export import Entry, Submitter
 from autograder.plugin import CaseResult
-from autograder.reports import write_reports
+from autograder.staff.reports import write_reports
 from autograder.results import build_results, failure_results
 
 RUBRIC = load_assignment("hw4_part1").rubric()

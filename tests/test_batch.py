@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch, build, cli, inputs
+from autograder.staff import batch, build, cli, inputs
 from autograder.assignment import DEV_SECRET, assignment_names, secret_variable
 from autograder.grade import grade
-from autograder.inputs import RUBRIC_VARIABLE
+from autograder.staff.inputs import RUBRIC_VARIABLE
 from autograder.results import failure_results
 from tests.test_gradescope_tree import SUBMISSIONS, expected_tests
 
@@ -120,7 +120,7 @@ def other_graders_users():
             pass
     return found
 
-for line in sys.stdin:  # autograder.batch_worker's protocol
+for line in sys.stdin:  # autograder.staff.batch_worker's protocol
     job = json.loads(line)
     submission, results, name = Path(job["submission"]), Path(job["results"]), Path(job["submission"]).stem
     with open(results.parent.parent / "calls.log", "a") as calls:
@@ -229,7 +229,7 @@ def test_a_slot_keeps_one_grader_until_it_fails_or_is_recycled(tmp_path, fake, m
 
 NOISY_GRADE = """\
 import os, sys
-import autograder.batch_worker as worker
+import autograder.staff.batch_worker as worker
 
 def grade(submission, results, assignment=None, log=print):
     print(f"stdout {submission.stem}")
@@ -344,12 +344,19 @@ def test_the_grader_version_covers_what_the_zip_ships_but_the_rubric(tmp_path, m
                                                                    "autograder/assignments/hw4_part1/rubric.yml")}
     for path in files.values():
         path.write_text("one")
-    monkeypatch.setattr(build, "zip_members", lambda assignment: dict(files))
+    monkeypatch.setattr(inputs, "zip_members", lambda assignment: dict(files))
     before = inputs.grader_version("hw4_part1")
     files["autograder/assignments/hw4_part1/rubric.yml"].write_text("two")  # keyed on its own, when in use
     assert inputs.grader_version("hw4_part1") == before
     files["solution/part1.py"].write_text("two")  # the reference the cases import
     assert inputs.grader_version("hw4_part1") != before
+
+
+def test_the_rerun_key_covers_the_engine_and_the_assignment_not_the_staffs_tools():
+    hashed = set(inputs._grader_files("hw4_part1"))
+    assert {"autograder/grade.py", "autograder/sandbox.py", "autograder/assignments/hw4_part1/cases.py",
+            "solution/part1.py"} <= hashed
+    assert not [name for name in hashed if name.startswith("autograder/staff/")]  # a report's wording regrades nothing
 
 
 def test_the_status_comes_from_the_graders_field_not_its_markdown(tmp_path, fake):
@@ -513,7 +520,7 @@ def test_the_cli_runs_a_batch(tmp_path, fake, monkeypatch, capsys):
         cli.main(["--submission", str(folder / "ann.ipynb"), "--zip", str(uploaded)])  # batch only
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_gradescope_export_is_graded_for_real(tmp_path):
     export = tmp_path / "assignment_export"
     (export / "submission_101").mkdir(parents=True)
@@ -541,7 +548,7 @@ def test_a_gradescope_export_is_graded_for_real(tmp_path):
         assert json.loads((out / key / "results.json").read_text())["tests"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_one_grader_grades_in_turn_as_a_grader_each_would(tmp_path, monkeypatch):
     """--jobs 1: one grader process grades the solution, the template and Adam without bias correction in turn.
     Each gets the rubric's scores (as tests/test_gradescope_tree.py expects them), and the last the same feedback

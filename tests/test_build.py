@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build, cli
+from autograder.staff import build, bundle, cli
 from autograder.assignment import DEV_SECRET, Assignment, load_assignment, secret_variable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,11 +58,13 @@ def test_the_zip_holds_the_entry_points_engine_assignment_and_reference_only(tmp
                      f"autograder/assignments/{PART1}/probes.py", f"autograder/assignments/{PART1}/secret",
                      "solution/__init__.py", "solution/part1.py"):
         assert required in names
-    # the engine's subpackages ship too (the sandbox's own code may live in one)
+    # the engine's subpackages ship too (the sandbox's own code may live in one), the staff's tools do not
     assert {n for n in names if n.count("/") == 2 and n.startswith("autograder/") and n.endswith(".py")
             and not n.startswith("autograder/assignments/")} == {
         p.relative_to(ROOT).as_posix() for p in (ROOT / "autograder").glob("*/*.py")
-        if p.parent.name != "assignments"}
+        if p.parent.name not in ("assignments", "staff")}
+    assert not [n for n in names if n.startswith("autograder/staff/")]
+    assert "autograder/cli.py" in names and "autograder/__main__.py" in names  # `python -m autograder` grades
     forbidden = [n for n in names if re.search(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache__|\.git)/"
                                                r"|\.(pyc|ipynb)$|^(benchmarks|dist|out|runs)/", n)]
     assert forbidden == []
@@ -226,15 +228,15 @@ def test_reference_modules_follow_imports_transitively_and_skip_the_rest(monkeyp
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    monkeypatch.setattr(build, "ROOT", tmp_path)
-    monkeypatch.setattr(build, "ASSIGNMENTS", tmp_path / "autograder/assignments")
+    monkeypatch.setattr(bundle, "ROOT", tmp_path)
+    monkeypatch.setattr(bundle, "ASSIGNMENTS", tmp_path / "autograder/assignments")
     demo = Assignment("demo", "demo", (), lambda notebook, seeds: [], reference_paths=("refpkg",))
-    found = {p.relative_to(tmp_path).as_posix() for p in build.reference_modules(demo)}
+    found = {p.relative_to(tmp_path).as_posix() for p in bundle.reference_modules(demo)}
     assert found == {"refpkg/__init__.py", "refpkg/sub/__init__.py", "refpkg/sub/helper.py", "refpkg/sub/other.py",
                      "refpkg/base.py"}
     (tmp_path / "autograder/assignments/demo/reference.py").write_text("import refpkg.missing\n")
     with pytest.raises(build.BuildError, match="imports `refpkg.missing`"):
-        build.reference_modules(demo)
+        bundle.reference_modules(demo)
 
 
 def unzip_as_gradescope(archive: Path, root: Path) -> Path:
@@ -248,7 +250,7 @@ def unzip_as_gradescope(archive: Path, root: Path) -> Path:
     return source
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_unzipped_autograder_grades_like_the_golden_results(checked_zip, tmp_path):
     """Gradescope's way: run_autograder with no arguments, on an /autograder-shaped tree (AUTOGRADER_HOME)."""
     source = unzip_as_gradescope(checked_zip, tmp_path)

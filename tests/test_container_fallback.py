@@ -19,7 +19,7 @@ CONTAINER = (
     'exec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- "$@"'
 )
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="simulating the container needs root (unshare -m)")]
 
 

@@ -4,10 +4,13 @@ For each: a schema-valid results.json, exactly the points it deserves (hand-deri
 a run), a run that ends within its time limit plus 15 s, and a clean machine afterwards.
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
 import pwd
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 from autograder.results import SCHEMA
 from autograder.sandbox import SANDBOX_USER, Limits
 from tests.submissions import make_corpus
+from tests.submissions.part1_attacks import NETWORK_PORT
 
 CORPUS = Path(__file__).parent / "submissions" / "hw4_part1"
 LIMITS = Limits(wall_seconds=150, cell_timeout=15, memory_mb=1200)  # 15 s: `import torch` on a busy box
@@ -126,15 +130,41 @@ def _grade_one(name: str, out: str) -> tuple[float, float]:
     return time.monotonic() - started, time.time()
 
 
+@contextlib.contextmanager
+def _listener(port: int):
+    """A TCP listener on the host's loopback that records every connection (attack_network tries it)."""
+    reached: list[str] = []
+    server = socket.create_server(("127.0.0.1", port))  # fails loudly when the port is taken
+    server.settimeout(0.5)
+
+    def accept():
+        while server.fileno() != -1:
+            try:
+                connection, peer = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            reached.append(str(peer))
+            connection.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield reached
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Grade the whole corpus once, two submissions at a time, each in a fresh process."""
     out = tmp_path_factory.mktemp("corpus")
     MARKER.unlink(missing_ok=True)
     before = set(SCRATCH.glob("autograder-*")) | set(CGROUPS.glob("autograder-*"))  # earlier runs' leftovers
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
+    with _listener(NETWORK_PORT) as reached, multiprocessing.get_context("spawn").Pool(2) as pool:
         timings = dict(zip(EXPECTED_FAILURES, pool.starmap(_grade_one, [(n, str(out)) for n in EXPECTED_FAILURES])))
     timings["scratch_before"] = before
+    timings["network_reached"] = reached
     return out, timings
 
 
@@ -144,7 +174,7 @@ def test_corpus_matches_its_generator():
         == set(EXPECTED_FAILURES)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name", EXPECTED_FAILURES)
 def test_each_submission_gets_exactly_what_it_deserves(graded, name):
     out, timings = graded
@@ -159,7 +189,7 @@ def test_each_submission_gets_exactly_what_it_deserves(graded, name):
     assert timings[name][0] <= LIMITS.wall_seconds + 15
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_feedback_says_what_went_wrong(graded):
     out, _ = graded
     results = {name: json.loads((out / f"{name}.json").read_text()) for name in EXPECTED_FAILURES}
@@ -182,12 +212,11 @@ def test_feedback_says_what_went_wrong(graded):
     assert "`t` is not counted" in output("adam_t_fixed_at_one", "5.4")
     assert "accumulator starts at 0" in output("adagrad_accumulator_zero", "4.5")
     assert results["attack_status_injection"]["extra_data"]["status"] == "ok"
-    assert "became NaN" in output("adam_t_not_incremented", "5.4") or "no longer numbers" in output(
-        "adam_t_not_incremented", "5.4")
+    assert "no longer numbers" in output("adam_t_not_incremented", "5.4")  # t = 0: 1 - β^0 = 0, a division by 0
     assert "Links are not followed" in results["attack_symlink_solution"]["output"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_nothing_leaks_or_outlives_the_run(graded):
     out, timings = graded
     text = "".join(p.read_text() for p in out.glob("*.json"))
@@ -197,5 +226,6 @@ def test_nothing_leaks_or_outlives_the_run(graded):
     finished = timings["attack_background_rewriter"][1]
     assert not MARKER.exists() or MARKER.stat().st_mtime < finished
     assert _run_processes() == []
+    assert timings["network_reached"] == []  # attack_network's connection to the host never arrived
     assert set(CGROUPS.glob("autograder-*")) <= timings["scratch_before"]  # every run's cgroup removed
     assert set(SCRATCH.glob("autograder-*")) <= timings["scratch_before"]  # no scratch folder left behind

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from autograder import export
-from autograder.export import Submitter as S
+from autograder.staff import export
+from autograder.staff.export import Submitter as S
 
 # Shaped like a real export's submission_metadata.yml: Ruby symbols as keys, a group submission, scores written
 # as BigDecimal, as a plain float, cleared (null) or absent, the results Gradescope stored (a Ruby-tagged hash whose

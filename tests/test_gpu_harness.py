@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import gpu_harness
+from autograder.staff import gpu_harness
 from autograder.assignments.hw4_part2 import SMALL_BERT
 from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.harness_probes import measure_counts, measure_numeric
-from autograder.gpu_harness import (BASE_BERT, EXPECTED_BASE_COUNTS, HarnessSettings, _judge, main, markdown,
+from autograder.staff.gpu_harness import (BASE_BERT, EXPECTED_BASE_COUNTS, HarnessSettings, _judge, main, markdown,
                                     reference_counts, run_all)
 from autograder.notebook import load_notebook
 from autograder.sandbox import WorkerRun
@@ -141,7 +141,7 @@ def test_a_bad_submission_costs_its_row_only(tmp_path, monkeypatch):
     assert len(table) == 4 + 5 and all(line.count("|") == table[2].count("|") for line in table[2:])
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_the_command_prints_a_table_and_writes_json(tmp_path, capsys):
     """Through the sandbox, as graders run it; one notebook keeps CI short (the measurements are tested above)."""
     out = tmp_path / "harness.json"
@@ -155,7 +155,7 @@ def test_the_command_prints_a_table_and_writes_json(tmp_path, capsys):
     assert "✗ course formula" in table
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_bert_base_on_the_gpu(tmp_path):
     out = tmp_path / "harness.json"

@@ -30,7 +30,7 @@ SUBMISSIONS = {
 def test_the_shipped_rubric_is_the_pinned_one_with_the_courses_weights():
     from autograder.assignment import load_assignment
     shipped = load_assignment("hw4_part1").rubric()
-    assert [(n, e["weight"], e["visibility"], e["name"]) for n, e in shipped.items()] == \
+    assert [(n, row.weight, row.visibility, row.name) for n, row in shipped.items()] == \
         [(t["number"], t["max_score"], t["visibility"], t["name"]) for t in RUBRIC["tests"]]
     per_part = {part: sum(t["max_score"] for t in RUBRIC["tests"] if t["number"].startswith(part)) for part in "12345"}
     assert per_part == {"1": 5, "2": 5, "3": 5, "4": 10, "5": 15}
@@ -56,7 +56,7 @@ def expected_tests(failing: set[str]) -> list[dict]:
              "status": "failed" if t["number"] in failing else "passed"} for t in RUBRIC["tests"]]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("label", SUBMISSIONS)
 def test_gradescope_mode_writes_the_expected_results(tmp_path, label):
     notebook, failing = SUBMISSIONS[label]
@@ -69,7 +69,7 @@ def test_gradescope_mode_writes_the_expected_results(tmp_path, label):
     assert f"Graded `{label} (2).ipynb`" in results["output"]
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("name, total", [("adam_no_bias_correction", 27), ("course_sgd_numpy_rng", 40)])
 def test_grading_is_deterministic(tmp_path, name, total):
     """The same file, the same grade and feedback, run after run: numpy's and Python's generators are seeded too."""
@@ -82,7 +82,7 @@ def test_grading_is_deterministic(tmp_path, name, total):
     assert runs[0]["score"] == total
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_a_part2_notebook_handed_in_to_part1_is_named(tmp_path):
     """As Gradescope's Part 1 zip grades it (its only assignment is Part 1)."""
     out = tmp_path / "results.json"

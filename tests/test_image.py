@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
-from autograder import build
+from autograder.staff import build
 from autograder.results import SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,8 @@ NOT_IN_PART1 = ("transformers", "datasets", "pyarrow", "pandas", "peft", "matplo
 
 
 def image_test(test):
-    """Slow, root only, and needs debootstrap and bwrap (.ci/run installs both)."""
-    for mark in (pytest.mark.slow,
+    """The image tier: root only, and needs debootstrap and bwrap (.ci/run installs both)."""
+    for mark in (pytest.mark.image,
                  pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, bwrap as root and setup.sh need root"),
                  pytest.mark.skipif(not (shutil.which("debootstrap") and shutil.which("bwrap")),
                                     reason="needs debootstrap and bwrap (apt-get install debootstrap bubblewrap)")):

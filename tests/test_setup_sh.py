@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import build
+from autograder.staff import build
 from autograder.sandbox import SANDBOX_USER
 
 PART1 = "hw4_part1"
@@ -50,7 +50,7 @@ def setup(root: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 @needs_root
-@pytest.mark.slow
+@pytest.mark.image
 def test_setup_prepares_an_unzipped_tree(archive, tmp_path):
     root = unzipped(archive, tmp_path / "source")
     done = setup(root)

@@ -73,6 +73,12 @@ WRAP_ADAM = ("    def apply_gradient(self, grads, model):\n",
 GD_UPDATE = "        model.w = model.w - self.lr * grad_w\n"
 
 
+# The grading host's loopback, where tests/test_corpus.py listens while the corpus is graded, then the internet.
+NETWORK_PORT = 47613
+NETWORK = (f"import socket\nfor host, port in (('127.0.0.1', {NETWORK_PORT}), ('1.1.1.1', 443)):\n"
+           "    try:\n        socket.create_connection((host, port), timeout=3).close()\n"
+           "    except OSError:\n        pass")
+
 def attacks(solution: dict, gd_sgd: dict, adagrad_stub: dict, adam_no_bias: dict) -> dict[str, dict]:
     """Honest scores of the bases: solution 40, gd_sgd 15, adagrad_stub 30, adam_no_bias 29."""
     def cell_after(base, source, after="imports", name=""):
@@ -116,7 +122,7 @@ def attacks(solution: dict, gd_sgd: dict, adagrad_stub: dict, adam_no_bias: dict
         "attack_write_results": cell_after(gd_sgd, WRITE_RESULTS),
         "attack_background_rewriter": cell_after(gd_sgd, BACKGROUND_REWRITER),
         "attack_monkeypatch_isclose": cell_after(gd_sgd, MONKEYPATCH),
-        "attack_network": cell_after(gd_sgd, "import socket\nsocket.create_connection(('1.1.1.1', 443), timeout=3)"),
+        "attack_network": cell_after(gd_sgd, NETWORK),
         # Forged observations.
         "attack_forge_display": forged(adam_no_bias, forge.DISPLAY_HOOK),
         "attack_forge_json_dumps": forged(gd_sgd, forge.JSON_HOOK),

@@ -1,9 +1,9 @@
-"""HW4 Part 2 graded spot checks (10 points; rubric.yml holds the same weights for TAs). Each reads one
+"""HW4 Part 2 graded spot checks (10 points; rubric.yml, the only source of points, weighs each). Each reads one
 observation of the student's LoRA code on a small random-init BERT, or the config cell as written, and compares it
 with the reference's answer to the same call. The docstring's first line is what students see; the failure
 message says what was checked, what was expected, what came back, and the likely mistake."""
 
-from gradescope_utils.autograder_utils.decorators import number, visibility, weight
+from gradescope_utils.autograder_utils.decorators import number
 
 from autograder.assignments.hw4_part2 import feedback
 from autograder.assignments.hw4_part2.cells import other_assignment
@@ -22,9 +22,7 @@ def _observe(submission, name: str):
         raise NotRun(str(error) + feedback.likely_cause(str(error))) from None
 
 
-@weight(1)
 @number("1.1")
-@visibility("visible")
 def test_layer_init(submission):
     """MyLoraLayer at initialisation: B exactly 0, A random, shapes (r, in) and (out, r), no biases"""
     got, want = _observe(submission, "layer_init"), submission.expected("layer_init")
@@ -36,9 +34,7 @@ def test_layer_init(submission):
                              "\n\n" + "\n".join(f"- {p}" for p in problems))
 
 
-@weight(1.5)
 @number("1.2")
-@visibility("visible")
 def test_scaling(submission):
     """MyLoraLayer output is base_layer(x) + (lora_alpha / r) * B A x (A and B set to known matrices)"""
     got, want = _observe(submission, "scaling"), submission.expected("scaling")
@@ -46,9 +42,7 @@ def test_scaling(submission):
         feedback.check_scaling_case(mine, ref)
 
 
-@weight(1)
 @number("1.3")
-@visibility("visible")
 def test_dropout(submission):
     """Dropout acts on the LoRA input only: eval mode deterministic, the base output never dropped"""
     feedback.check_dropout(_observe(submission, "dropout"), submission.calls["dropout"].args["p"])
@@ -62,9 +56,7 @@ def _rank(observation: dict, r: int) -> dict:
     return entry
 
 
-@weight(0.5)
 @number("2.1")
-@visibility("visible")
 def test_wraps_query_and_value(submission):
     """get_lora_model wraps exactly the attention query and value projections, once each, and returns the model"""
     got, want = _observe(submission, "model"), submission.expected("model")
@@ -76,9 +68,7 @@ def test_wraps_query_and_value(submission):
                            feedback.wrapping_hint(mine["wrapped"], ref["wrapped"]))
 
 
-@weight(1)
 @number("2.2")
-@visibility("visible")
 def test_initial_logits_equal_base(submission):
     """A fresh LoRA model, built with your config cell's settings, computes exactly the base model's logits"""
     got = _observe(submission, "model")
@@ -95,9 +85,7 @@ def test_initial_logits_equal_base(submission):
             "the base layer's weights untouched.")
 
 
-@weight(1.5)
 @number("2.3")
-@visibility("visible")
 def test_only_lora_and_classifier_train(submission):
     """Only the LoRA matrices and the classifier are trainable after get_lora_model"""
     got, want = _observe(submission, "model"), submission.expected("model")
@@ -106,9 +94,7 @@ def test_only_lora_and_classifier_train(submission):
                            feedback.trainable_hint(mine["trainable"], ref["trainable"]))
 
 
-@weight(0.5)
 @number("2.4")
-@visibility("visible")
 def test_parameter_counts(submission):
     """Total and trainable parameter counts for r = 1, 16, 256 equal the reference's"""
     got, want = _observe(submission, "model"), submission.expected("model")
@@ -126,9 +112,7 @@ def test_parameter_counts(submission):
                              "the classifier stays trainable, everything else is frozen.")
 
 
-@weight(1)
 @number("2.5")
-@visibility("visible")
 def test_base_unchanged_by_training(submission):
     """After a training step, every pretrained weight is bit-identical"""
     got = _observe(submission, "step")
@@ -143,9 +127,7 @@ def test_base_unchanged_by_training(submission):
                              "trains. Hint: `lora_A`, `lora_B` and `classifier` need `requires_grad = True`.")
 
 
-@weight(1)
 @number("3.1")
-@visibility("visible")
 def test_config_targets(submission):
     """The config cell's target_modules select the attention query and value projections"""
     note = other_assignment(submission.notebook)
@@ -160,9 +142,7 @@ def test_config_targets(submission):
     feedback.check_targets(reading)
 
 
-@weight(1)
 @number("3.2")
-@visibility("visible")
 def test_last_layer_cell(submission):
     """The last-layer cell leaves exactly the classifier trainable"""
     got, want = _observe(submission, "last_layer"), submission.expected("last_layer")

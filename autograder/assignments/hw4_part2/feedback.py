@@ -91,7 +91,8 @@ def check_scaling_case(mine: dict, ref: dict) -> None:
     lora = mine["lora"]
     scale = _dot(delta, lora) / _dot(lora, lora)
     residual = max(abs(d - scale * v) for d, v in zip(delta, lora))
-    message = f"{setting}, the layer should return `base_layer(x) + {fmt(alpha / r)} * B A x` ({fmt(alpha / r)} = lora_alpha / r)."
+    message = (f"{setting}, the layer should return `base_layer(x) + {fmt(alpha / r)} * B A x` "
+               f"({fmt(alpha / r)} = lora_alpha / r).")
     if residual <= TOLERANCE * (1 + max(abs(v) for v in lora)) * 10:
         known = {r / alpha: "r / lora_alpha", alpha: "lora_alpha alone", 1.0: "no scaling", 0.0: "no LoRA term"}
         name = next((f", that is {label}" for value, label in known.items() if abs(scale - value) < 1e-3 * (1 + value)), "")

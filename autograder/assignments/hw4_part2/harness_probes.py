@@ -1,4 +1,4 @@
-"""Harness measurements (autograder/gpu_harness.py): the student's LoRA with the student's own configuration.
+"""Harness measurements (autograder/staff/gpu_harness.py): the student's LoRA with the student's own configuration.
 
 Appended to probes.py's text in the measurement process (same private namespace, so probes.py's helpers are
 plain names here); the grader's tests import it as a module. Two entry points, each its own call and process:

@@ -39,7 +39,7 @@ def grade_in_process(notebook: Notebook, seed_name: str = "corpus") -> dict[str,
         calls = make_calls(notebook, seeds)
         reply = {"cells": [], "events": [], "probes": {c.name: measure(notebook, c) for c in calls}}
         submission = Submission(notebook, reply, "", {c.name: c for c in calls}, seeds, reference.expected)
-        return {case.number: case for case in run_cases(ASSIGNMENT.cases_path, submission)[0]}
+        return {case.number: case for case in run_cases(ASSIGNMENT.cases_path, submission, ASSIGNMENT.rubric())[0]}
     finally:
         torch.set_num_threads(previous)
 

@@ -13,18 +13,30 @@ import csv
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass
+from typing import Iterable
 
-if TYPE_CHECKING:
-    from autograder.batch import Row
+from autograder.staff.export import Entry
 
-__all__ = ["FORMULA_START", "GRADES_COLUMNS", "STATUSES", "cell", "changed", "summary_text", "write_reports"]
+__all__ = ["FORMULA_START", "GRADES_COLUMNS", "STATUSES", "Row", "cell", "changed", "summary_text", "write_reports"]
 
 STATUSES = ("ok", "timeout", "crashed", "invalid")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 GRADES_COLUMNS = ("submission", "name", "email", "sid", "file", "status", "total", "gradescope_score", "changed",
                   "max_total")  # then one column per test number, then "detail"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")  # terminal escapes included
+
+
+@dataclass(frozen=True)
+class Row:
+    """One submission's outcome in a batch."""
+
+    entry: Entry
+    status: str  # one of STATUSES
+    detail: str  # why, when not plainly ok
+    results: dict | None  # results.json, None when the grader left none
+    seconds: float
+    skipped: bool = False  # graded by an earlier run
 
 
 def cell(value: object) -> str:

@@ -1,4 +1,4 @@
-"""The batch's long-lived grader (staff only): `python -m autograder.batch_worker` grades submission after
+"""The batch's long-lived grader (staff only): `python -m autograder.staff.batch_worker` grades submission after
 submission in one process.
 
 Why: a fresh `python -m autograder` per submission pays its start-up (python, `import torch`, pytest, the
@@ -32,9 +32,11 @@ def main(grade: Callable[..., dict] | None = None) -> int:
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)  # nothing else may read the jobs
     os.dup2(2, 1)  # start-up noise goes where the batch sent our stderr: the first job's log
-    sys.stdout.reconfigure(line_buffering=True)  # so a crash loses nothing of a job's log
+    # So a crash loses nothing of a job's log. (sys.stdout is a TextIOWrapper here; typeshed says TextIO.)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if grade is None:
-        from autograder.grade import grade  # after the redirection: its imports may print
+        from autograder.grade import grade as real_grade  # after the redirection: its imports may print
+        grade = real_grade
     while line := requests.readline():
         job = json.loads(line)
         with open(job["log"], "ab") as log:

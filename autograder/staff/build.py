@@ -1,6 +1,6 @@
-"""Build one assignment's Gradescope zip: entry points, pinned requirements, the engine, the assignment folder with
-its secret, and the reference modules its cases import — nothing else. The zip is written 0600: it holds the
-secret and the reference.
+"""Build one assignment's Gradescope zip (what it holds: bundle.py): entry points, pinned requirements, the engine,
+the assignment folder with its secret, and the reference modules its cases import — nothing else. The zip is
+written 0600: it holds the secret and the reference.
 
 The secret decides every student's hidden inputs, so a rebuild keeps it when it can: `--secret-from OLD.zip`
 (the zip uploaded before), else the one Assignment.secret finds ($AUTOGRADER_SECRET_<NAME>, $AUTOGRADER_SECRET,
@@ -12,8 +12,8 @@ the secret and the rubric that ship in the zip. Run: `./run_autograder build --a
 
 from __future__ import annotations
 
-import ast
 import contextlib
+import importlib
 import os
 import re
 import secrets
@@ -24,22 +24,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment, secret_variable
+from autograder.errors import BuildError, InputError, RubricError
 from autograder.grade import grade
+from autograder.rubric import case_numbers, check_matches, load_rubric
+from autograder.staff.bundle import ENGINE, ENTRY_POINTS, ROOT, secret_member, zip_assignment, zip_members, zip_secret
 
-__all__ = ["BuildError", "build", "shipped_secret", "zip_members", "reference_modules"]
+__all__ = ["BuildError", "build", "check_rubric", "shipped_secret", "shipped_requirements"]
 
-ROOT = Path(__file__).resolve().parent.parent
-ENGINE = Path(__file__).resolve().parent
-ENTRY_POINTS = ("setup.sh", "run_autograder")  # executable, at the zip's root
 REQUIREMENTS = ENGINE / "requirements.txt"  # the engine's runtime; an assignment folder's requirements.txt adds to it
-SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
-# Never shipped, whatever a future change to the collection rules does: a last check on the final list.
-FORBIDDEN = re.compile(r"(^|/)(tests|student_template|notebooks|\.venv|__pycache__|\.git)(/|$)|\.(pyc|ipynb)$")
 PINNED = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+!\-]+$")
-
-
-class BuildError(Exception):
-    """The zip was not written; the message says why and what to fix."""
 
 
 def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print,
@@ -49,8 +42,9 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
     `secret_from`: an earlier zip of this assignment, whose secret the new one keeps."""
     try:
         assignment = load_assignment(assignment_name)
-    except ValueError as error:
+    except InputError as error:
         raise BuildError(str(error)) from None
+    check_rubric(assignment)
     secret, source = shipped_secret(assignment, secret_from)
     members = zip_members(assignment)
     requirements = shipped_requirements(assignment)
@@ -58,7 +52,7 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
         check_scores(assignment, secret, log)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{assignment.name}_autograder.zip"
-    secret_name = f"autograder/assignments/{assignment.name}/secret"
+    secret_name = secret_member(assignment.name)
     partial = target.with_name(target.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # also when an interrupted build left a partial file with other permissions
@@ -75,16 +69,24 @@ def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Calla
     return target
 
 
+def check_rubric(assignment: Assignment) -> None:
+    """The shipped rubric.yml is valid and has one row per case and a case per row."""
+    try:
+        cases = importlib.import_module(f"autograder.assignments.{assignment.name}.cases")
+        check_matches(load_rubric(assignment.folder / "rubric.yml"), case_numbers(cases), assignment.name)
+    except RubricError as error:
+        raise BuildError(f"refusing to build {assignment.name}: {error}") from None
+
+
 def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> tuple[str, str]:
     """(secret, where it came from, for the log) of the zip being built."""
-    from autograder.inputs import zip_assignment, zip_secret  # staff side, as this module is
     if secret_from is not None:
         try:
             held = zip_assignment(secret_from)
             if held != assignment.name:
-                raise ValueError(f"{secret_from} is the zip of {held}, not of {assignment.name}")
+                raise InputError(f"{secret_from} is the zip of {held}, not of {assignment.name}")
             secret = zip_secret(secret_from, assignment.name)
-        except ValueError as error:
+        except InputError as error:
             raise BuildError(f"cannot keep the secret: {error}") from None
         source = f"kept from {secret_from}"
     else:
@@ -98,42 +100,6 @@ def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> t
     if secret == DEV_SECRET:
         raise BuildError(f"refusing to ship the development secret ({source}): its hidden inputs are public")
     return secret, source
-
-
-def zip_members(assignment: Assignment) -> dict[str, Path]:
-    """Archive name -> file, for everything but requirements.txt and the secret (written by `build`)."""
-    members = {name: ROOT / name for name in ENTRY_POINTS}
-    # The engine with its subpackages (e.g. the sandbox's inside/); of the assignments, this one only.
-    members |= {p.relative_to(ROOT).as_posix(): p for p in ENGINE.rglob("*")
-                if p.is_file() and _shippable(p) and p.relative_to(ENGINE).parts[0] != "assignments"}
-    folder = ASSIGNMENTS / assignment.name
-    members |= {p.relative_to(ROOT).as_posix(): p for p in folder.rglob("*")
-                if p.is_file() and _shippable(p) and p.name != "secret"}
-    members |= {p.relative_to(ROOT).as_posix(): p for p in reference_modules(assignment)}
-    missing = [name for name, path in members.items() if not path.is_file()]
-    forbidden = [name for name in members if FORBIDDEN.search(name)]
-    if missing or forbidden:
-        raise BuildError(f"refusing to build {assignment.name}: missing {missing or 'nothing'}, "
-                         f"forbidden {forbidden or 'nothing'}")
-    return members
-
-
-def reference_modules(assignment: Assignment) -> list[Path]:
-    """The reference files the assignment's modules import, followed transitively (package __init__s included)."""
-    packages = {Path(p).parts[0] for p in assignment.reference_paths}
-    todo = sorted((ASSIGNMENTS / assignment.name).rglob("*.py"))
-    found: set[Path] = set()
-    while todo:
-        for module, required in _imports(todo.pop()):
-            if module.split(".")[0] not in packages:
-                continue
-            files = _module_files(module)
-            if not files and required:
-                raise BuildError(f"{assignment.name} imports `{module}`, which is not in the repository")
-            new = [f for f in files if f not in found]
-            found.update(new)
-            todo.extend(new)
-    return sorted(found)
 
 
 def pinned_requirements(path: Path) -> str:
@@ -220,11 +186,6 @@ def _uncommitted(names: list[str]) -> list[str]:
     return [line[3:] for line in status.stdout.splitlines()] if status.returncode == 0 else []
 
 
-def _shippable(path: Path) -> bool:
-    return not (SKIPPED_PARTS & set(path.parts)) and path.suffix not in (".pyc", ".ipynb") \
-        and not path.name.startswith(".")
-
-
 def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     info.external_attr = (0o100000 | mode) << 16  # a regular file with these permissions once unzipped
@@ -232,27 +193,3 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
     archive.writestr(info, data)
 
 
-def _imports(path: Path) -> Iterator[tuple[str, bool]]:
-    """(module, required) for each import; `from a import b` also yields `a.b`, which may be a plain name."""
-    package = path.relative_to(ROOT).with_suffix("").parts[:-1]  # a module's package, or an __init__'s own
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            yield from ((alias.name, True) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolved against this file's package
-                parent = package[:len(package) - node.level + 1]
-                base = ".".join(parent + ((node.module,) if node.module else ()))
-            yield base, True
-            yield from ((f"{base}.{alias.name}", False) for alias in node.names)
-
-
-def _module_files(module: str) -> list[Path]:
-    """The module's file and its packages' __init__.py files, or [] when it is not a file under ROOT."""
-    parts = module.split(".")
-    target = ROOT.joinpath(*parts)
-    own = target.with_suffix(".py") if target.with_suffix(".py").is_file() else target / "__init__.py"
-    if not own.is_file():
-        return []
-    inits = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
-    return [p for p in inits if p.is_file()] + [own]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from autograder.errors import InputError
+
 __all__ = ["METADATA", "Entry", "Exported", "GradescopeLoader", "Submitter", "discover", "read_metadata"]
 
 METADATA = "submission_metadata.yml"
@@ -76,11 +78,11 @@ def read_metadata(path: Path) -> dict[str, Exported]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8", errors="replace"), Loader=GradescopeLoader)
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML, so the export's submitters are unknown: {error}") from None
+        raise InputError(f"{path} is not valid YAML, so the export's submitters are unknown: {error}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path} does not map submission ids to submissions (found a {type(data).__name__})")
+        raise InputError(f"{path} does not map submission ids to submissions (found a {type(data).__name__})")
     found = {}
     for key, record in data.items():
         record = record if isinstance(record, dict) else {}
@@ -114,7 +116,7 @@ def _number(value) -> float | None:
 def discover(folder: Path) -> list[Entry]:
     """One entry per notebook or folder in `folder`, with submitters and scores when it is a Gradescope export."""
     if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder of submissions")
+        raise InputError(f"{folder} is not a folder of submissions")
     records = read_metadata(folder / METADATA) if (folder / METADATA).is_file() else {}
     entries, keys = [], set()
     for path in sorted(folder.iterdir()):
@@ -128,5 +130,5 @@ def discover(folder: Path) -> list[Entry]:
     entries += [Entry(key, folder / key, record.submitters, record.score)
                 for key, record in sorted(records.items()) if key not in keys]
     if not entries:
-        raise ValueError(f"no submissions in {folder}: expected *.ipynb files or one folder per submission")
+        raise InputError(f"no submissions in {folder}: expected *.ipynb files or one folder per submission")
     return sorted(entries, key=lambda entry: entry.key)

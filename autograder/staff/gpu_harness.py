@@ -1,6 +1,6 @@
 """The Part 2 harness: each submission's LoRA, with its own configuration, at bert-base's shape, for graders.
 
-    python -m autograder.gpu_harness NOTEBOOK_OR_FOLDER... [--device auto|cuda|cpu] [--json FILE]
+    python -m autograder.staff.gpu_harness NOTEBOOK_OR_FOLDER... [--device auto|cuda|cpu] [--json FILE]
                                      [--config auto|base|small] [--memory-mb MB]
 
 Per submission, in the grader's sandbox (only the notebook's imports and definitions run; nothing downloads), two
@@ -21,6 +21,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from autograder import grade
 from autograder.assignment import Call, load_assignment
@@ -129,7 +130,7 @@ def _measure(notebook, calls: list[Call], limits: Limits):
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],
             name: str | None = None) -> dict:
     """One submission's row; every failure becomes the row's `problem`, never an exception."""
-    row = {"submission": name or path.name, "path": str(path), "problem": None}
+    row: dict[str, Any] = {"submission": name or path.name, "path": str(path), "problem": None}
     try:
         notebook = load_notebook(path)
         reading = read_config(notebook)
@@ -257,7 +258,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = HarnessSettings()
-    parser = argparse.ArgumentParser(prog="python -m autograder.gpu_harness", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder.staff.gpu_harness", description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="+", type=Path, help="notebooks, or folders searched for *.ipynb")
     parser.add_argument("--device", default=defaults.device, choices=("auto", "cuda", "cpu"))
     parser.add_argument("--config", default=defaults.config, choices=("auto", *sorted(CONFIGS)),

@@ -16,21 +16,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from autograder.assignment import DEV_SECRET, assignment_names, load_assignment, secret_variable
+from autograder.assignment import DEV_SECRET, assignment_names, dev_secret_warning, load_assignment, secret_variable
+from autograder.errors import InputError
+from autograder.staff.bundle import read_member, rubric_member, secret_member, zip_assignment, zip_members, zip_secret
 
 __all__ = ["RUBRIC_FILE", "RUBRIC_VARIABLE", "Inputs", "dev_secret_warning", "grader_env", "grader_version",
            "grading_inputs", "rubric_in_use", "zip_assignment", "zip_secret"]
 
 RUBRIC_VARIABLE = "AUTOGRADER_RUBRIC"
 RUBRIC_FILE = "rubric.yml"
-_MEMBER = re.compile(r"autograder/assignments/([A-Za-z0-9_]+)/__init__\.py")
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,12 @@ def grading_inputs(assignment: str | None = None, uploaded: Path | None = None) 
         return
     name = zip_assignment(uploaded)
     if assignment and assignment != name:
-        raise ValueError(f"{uploaded} is the zip of {name}, not of {assignment}")
+        raise InputError(f"{uploaded} is the zip of {name}, not of {assignment}")
     load_assignment(name)
     with tempfile.TemporaryDirectory(prefix="autograder-zip-") as private:  # mkdtemp: 0700, ours only
-        env, notes = {secret_variable(name): zip_secret(uploaded, name)}, []
-        rubric = _read_member(uploaded, f"autograder/assignments/{name}/{RUBRIC_FILE}")
+        env: dict[str, str | None] = {secret_variable(name): zip_secret(uploaded, name)}
+        notes: list[str] = []
+        rubric = read_member(uploaded, rubric_member(name))
         if rubric is None:
             notes.append(f"{uploaded} holds no {RUBRIC_FILE}: grading with this checkout's weights and visibility")
             env[RUBRIC_VARIABLE] = None  # not one left over in the environment: the checkout's
@@ -72,41 +73,6 @@ def grading_inputs(assignment: str | None = None, uploaded: Path | None = None) 
                          + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
                          + ": scores may differ from Gradescope's")
         yield _inputs((name,), env, notes)
-
-
-def dev_secret_warning(names: tuple[str, ...] | list[str], refused: bool = False) -> str:
-    """The loud console warning (or, `refused`, the refusal) for grading with the development secret."""
-    bar = "!" * 100
-    variables = " / ".join(f"${secret_variable(n)}" for n in names)
-    lines = [f"WARNING: {', '.join(names)} would be graded with the DEVELOPMENT SECRET: its hidden inputs are "
-             "public, so these grades are not the ones Gradescope gives.",
-             f"Set {variables}, or grade a batch with --zip UPLOADED.zip (the zip uploaded to Gradescope)"
-             + ("; --dev-secret allows it for a rehearsal." if refused else ".")]
-    if len(names) > 1:
-        lines.append("Without --assignment (or --zip) the batch cannot know which one a notebook is: each counts.")
-    return "\n".join([bar, *(f"!!! {line}" for line in lines), bar])
-
-
-def zip_assignment(uploaded: Path) -> str:
-    """The assignment a zip built by `run_autograder build` holds (exactly one)."""
-    try:
-        with zipfile.ZipFile(uploaded) as archive:
-            names = sorted({m.group(1) for n in archive.namelist() if (m := _MEMBER.fullmatch(n))})
-    except (OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read the zip {uploaded}: {error}") from None
-    if len(names) != 1:
-        raise ValueError(f"{uploaded} holds {len(names)} assignments ({', '.join(names) or 'none'}); a zip built by "
-                         f"`run_autograder build` holds one")
-    return names[0]
-
-
-def zip_secret(uploaded: Path, name: str) -> str:
-    """The secret shipped in the zip for `name`."""
-    data = _read_member(uploaded, f"autograder/assignments/{name}/secret")
-    secret = (data or b"").decode("utf-8", errors="replace").strip()
-    if not secret:
-        raise ValueError(f"{uploaded} holds no secret for {name} (autograder/assignments/{name}/secret)")
-    return secret
 
 
 def rubric_in_use(name: str, env: dict[str, str] | None = None) -> Path | None:
@@ -152,11 +118,7 @@ def _inputs(names: tuple[str, ...], env: dict[str, str | None], notes: list[str]
 
 
 def _grader_files(name: str) -> dict[str, Path]:
-    from autograder.build import BuildError, zip_members  # staff side only; build imports the grader
-    try:
-        members = zip_members(load_assignment(name))
-    except BuildError as error:
-        raise ValueError(str(error)) from None
+    members = zip_members(load_assignment(name))
     return {m: p for m, p in sorted(members.items()) if not m.endswith(f"/{RUBRIC_FILE}")}
 
 
@@ -166,17 +128,8 @@ def _differences(uploaded: Path, name: str) -> list[str]:
     with zipfile.ZipFile(uploaded) as archive:
         theirs = {n for n in archive.namelist() if not n.endswith("/")}
         changed = [m for m, p in ours.items() if m not in theirs or archive.read(m) != p.read_bytes()]
-    skipped = {"requirements.txt", f"autograder/assignments/{name}/secret",
-               f"autograder/assignments/{name}/{RUBRIC_FILE}"}
+    skipped = {"requirements.txt", secret_member(name), rubric_member(name)}
     return sorted(changed + [m for m in theirs - set(ours) - skipped if not m.startswith("requirements")])
-
-
-def _read_member(uploaded: Path, member: str) -> bytes | None:
-    with zipfile.ZipFile(uploaded) as archive:
-        try:
-            return archive.read(member)
-        except KeyError:
-            return None
 
 
 def _sha256(data: bytes) -> str:

@@ -1,16 +1,16 @@
 """Grade a whole class: every submission in a folder, in parallel, outside the batch's own process.
 
-Layouts (autograder/export.py): notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions".
+Layouts (autograder/staff/export.py): notebooks (or folders holding one) in DIR, or Gradescope's "Export Submissions".
 Under OUT (created 0700: it holds every student's work and feedback) it writes `<id>/results.json`,
-`<id>/grader.log`, `<id>/batch.json` (status and the key below), and the reports of autograder/reports.py:
+`<id>/grader.log`, `<id>/batch.json` (status and the key below), and the reports of autograder/staff/reports.py:
 `grades.csv` (a row per student) and `summary.csv` (a row per test).
 
-What a grading used (autograder/inputs.py): the secret and rubric of the uploaded zip (`uploaded`) or of this
+What a grading used (autograder/staff/inputs.py): the secret and rubric of the uploaded zip (`uploaded`) or of this
 checkout. A rerun skips a submission only when its batch.json records the same key: the submission's bytes, a
 hash of the secret, a hash of the rubric and the grader's version; anything else is graded again (`force`: all).
 The development secret, whose hidden inputs anyone can compute, is refused unless `dev_secret`.
 
-Each job slot keeps one long-lived grader process (`python -m autograder.batch_worker`, with the slot's own
+Each job slot keeps one long-lived grader process (`python -m autograder.staff.batch_worker`, with the slot's own
 sandbox user) and sends it one submission after another, so the grader's start-up (python, torch, pytest:
 seconds of CPU) is paid once per slot, not per submission. Each submission still has its own timeout: a grader
 that times out or dies costs that one row; it is stopped, tree and all, and the slot's next submission gets a
@@ -40,26 +40,17 @@ from typing import Callable
 from tqdm import tqdm
 
 from autograder.assignment import load_assignment
-from autograder.export import Entry, Submitter, discover, read_metadata
-from autograder.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
-from autograder.reports import STATUSES, summary_text, write_reports
+from autograder.errors import InputError
+from autograder.staff.export import Entry, Submitter, discover, read_metadata
+from autograder.staff.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
+from autograder.staff.reports import STATUSES, Row, summary_text, write_reports
 
 __all__ = ["Entry", "Row", "Submitter", "default_out", "dev_secret_warning", "discover", "grade_all",
            "read_metadata", "status_of", "summary_text", "write_reports"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 GRACE_SECONDS = 120  # grader start-up, reference values and cases, on top of the sandbox's own wall limit
 RECYCLE_AFTER = 50  # submissions per grader process
-
-
-@dataclass(frozen=True)
-class Row:
-    entry: Entry
-    status: str  # one of STATUSES
-    detail: str  # why, when not plainly ok
-    results: dict | None  # results.json, None when the grader left none
-    seconds: float
-    skipped: bool = False  # graded by an earlier run
 
 
 def status_of(results: dict | None, returncode: int | None, timed_out: bool = False) -> tuple[str, str]:
@@ -70,7 +61,8 @@ def status_of(results: dict | None, returncode: int | None, timed_out: bool = Fa
     if results is None:
         return "crashed", f"the grader exited with status {returncode} and left no valid results.json"
     extra = results.get("extra_data")
-    status = extra.get("status") if isinstance(extra, dict) else None
+    extra = extra if isinstance(extra, dict) else {}
+    status = extra.get("status")
     if status not in STATUSES:
         return "crashed", "results.json carries no status from the grader (extra_data.status)"
     return status, str(extra.get("detail") or "")
@@ -82,19 +74,19 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
               progress: bool = True, warn: Callable[[str], None] | None = None) -> list[Row]:
     """Grade every submission in `submissions` into `out`; write grades.csv and summary.csv; return the rows.
 
-    `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises ValueError (nothing
+    `uploaded`: the zip uploaded to Gradescope, whose secret and rubric to grade with. Raises InputError (nothing
     graded) for a bad folder, zip or assignment, or the development secret without `dev_secret`. `warn` gets
     console warnings (default: stderr). `command` replaces the grader's argv (tests use a fake that speaks
-    autograder.batch_worker's protocol).
+    autograder.staff.batch_worker's protocol).
     """
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, not {jobs}")
+        raise InputError(f"jobs must be at least 1, not {jobs}")
     warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     out = out or default_out(submissions)
     entries = [e for e in discover(submissions) if e.path.resolve() != out.resolve()]  # OUT may sit inside DIR
     with grading_inputs(assignment, uploaded) as inputs:
         if inputs.dev_secret and not dev_secret:
-            raise ValueError(dev_secret_warning(inputs.dev_secret, refused=True))
+            raise InputError(dev_secret_warning(inputs.dev_secret, refused=True))
         for note in ((dev_secret_warning(inputs.dev_secret),) if inputs.dev_secret else ()) + inputs.notes:
             warn(note)
         if timeout is None:
@@ -141,12 +133,12 @@ def _slot_users(jobs: int, create: bool) -> list[str]:
             made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
                                   capture_output=True, text=True)
             if made.returncode != 0:
-                raise ValueError(f"could not create the sandbox user {user}: {made.stderr.strip()}") from None
+                raise InputError(f"could not create the sandbox user {user}: {made.stderr.strip()}") from None
     return users
 
 
 def _grader_command() -> list[str]:
-    return [sys.executable, "-m", "autograder.batch_worker"]
+    return [sys.executable, "-m", "autograder.staff.batch_worker"]
 
 
 @dataclass
@@ -219,7 +211,7 @@ class _Runner:
         slot.graded += 1
         with self.lock:
             cancelled = self.cancelled  # Ctrl-C came before this job was sent
-        reply = b""
+        reply: bytes | None = b""
         if not cancelled:
             try:
                 process.stdin.write(json.dumps(job).encode() + b"\n")
@@ -325,7 +317,8 @@ def _descendants(pid: int) -> list[int]:
             children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    found, todo = [], [pid]
+    found: list[int] = []
+    todo = [pid]
     while todo:
         kids = children.get(todo.pop(), [])
         found, todo = found + kids, todo + kids
