@@ -42,8 +42,8 @@ def mistake_feedback(mistake: str) -> str:
 def results_for(student: Student) -> dict | None:
     if student.status in ("timeout", "crashed"):
         return None if student.status == "timeout" else failure_results("", "Traceback: boom", 1.0)
-    cases = [CaseResult(name=entry["name"], number=number, max_score=entry["weight"],
-                        score=0.0 if number in student.failures else entry["weight"],
+    cases = [CaseResult(name=entry.name, number=number, max_score=entry.weight,
+                        score=0.0 if number in student.failures else entry.weight,
                         status="failed" if number in student.failures else "passed",
                         output=student.failures.get(number) or ("Failed." if number in student.failures else "Passed."))
              for number, entry in RUBRIC.items()]

@@ -86,7 +86,7 @@ def test_every_bar_is_a_link_to_its_list_and_sits_on_the_bar(report):
         assert areas and all(anchor in ids for *_, anchor in areas), image
         if "mistakes" in image:  # horizontal bars start at the left of their row: the row's left end is the bar
             with Image.open(out / image) as png:
-                for left, top, right, bottom, _ in areas:
+                for left, top, _right, bottom, _ in areas:
                     pixel = png.convert("RGB").getpixel((int(left) + 3, (int(top) + int(bottom)) // 2))
                     assert "#{:02x}{:02x}{:02x}".format(*pixel) == BAR
 

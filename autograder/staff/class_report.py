@@ -118,14 +118,14 @@ def _scores(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str,
         count = max(1, math.ceil(top / width))
         keys: list[list[str]] = [[] for _ in range(count)]
         for record in graded:
-            keys[min(count - 1, max(0, int(record.total // width)))].append(record.key)
+            keys[min(count - 1, max(0, int((record.total or 0) // width)))].append(record.key)
         labels = [f"{n * width:g}" if width == 1 and n < count - 1 else f"{n * width:g}–{min(top, (n + 1) * width):g}"
                   for n in range(count)]
         anchors = [f"score-{number}-{n}" for n in range(count)]
         name = f"scores_{number}.png"
         areas = bar_chart(figures / name, labels, [len(k) for k in keys], anchors, value_label="submissions",
                           title=f"Total score: {title} (out of {top:g})")
-        mean = sum(r.total for r in graded) / len(graded)
+        mean = sum(r.total or 0 for r in graded) / len(graded)
         lists = _lists([(a, f"total {lab}", k) for a, lab, k in zip(anchors, labels, keys) if k], anchor_of)
         parts.append(f"<h3>{html.escape(title)}</h3><p>{len(graded)} graded, mean {mean:.2f} / {top:g} (a grader's "
                      "timeout or crash is left out).</p>"
@@ -180,17 +180,17 @@ def _mistakes(records: list[SubmissionRecord], figures: Path, anchor_of: dict[st
 
 
 def _changes(records: list[SubmissionRecord], figures: Path, anchor_of: dict[str, str]) -> str:
-    known = [r for r in records if r.recorded is not None and r.total is not None]
-    moved = [r for r in records if r.changed == "yes"]
+    known = [(r, r.recorded, r.total) for r in records if r.recorded is not None and r.total is not None]
+    moved = [(r, recorded, total) for r, recorded, total in known if r.changed == "yes"]
     if not known:
         return "<p>The export recorded no Gradescope scores to compare with.</p>"
-    scatter_changes(figures / "changes.png", [r.recorded for r in known], [r.total for r in known],
-                    [r.changed == "yes" for r in known], title="Gradescope's score and the regrade's")
+    scatter_changes(figures / "changes.png", [k[1] for k in known], [k[2] for k in known],
+                    [k[0].changed == "yes" for k in known], title="Gradescope's score and the regrade's")
     rows = "".join(f'<tr><td><a href="#{anchor_of[r.key]}">{html.escape(r.key)}</a></td>'
                    f"<td>{html.escape(', '.join(r.names))}</td><td>{html.escape(r.status)}</td>"
-                   f'<td class="num">{r.recorded:g}</td>'
-                   f'<td class="num">{r.total:g}</td><td class="num">{r.total - r.recorded:+g}</td></tr>'
-                   for r in sorted(moved, key=lambda r: (r.total - r.recorded, r.key)))
+                   f'<td class="num">{recorded:g}</td>'
+                   f'<td class="num">{total:g}</td><td class="num">{total - recorded:+g}</td></tr>'
+                   for r, recorded, total in sorted(moved, key=lambda m: (m[2] - m[1], m[0].key)))
     table = ("<table><thead><tr><th>submission</th><th>students</th><th>status</th><th>Gradescope</th><th>regrade</th>"
              f"<th>change</th></tr></thead><tbody>{rows}</tbody></table>") if moved else ""
     return (f"<p>{len(moved)} of {len(known)} grades changed (<code>changed = yes</code> in grades.csv). A change with "

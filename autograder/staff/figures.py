@@ -83,9 +83,11 @@ def scatter_changes(path: Path, recorded: list[float], ours: list[float], change
     same = [(r, o) for r, o, c in zip(recorded, ours, changed) if not c]
     moved = [(r, o) for r, o, c in zip(recorded, ours, changed) if c]
     if same:
-        axes.scatter(*zip(*same), s=14, color=BAR, alpha=0.6, label=f"unchanged ({len(same)})")
+        xs, ys = zip(*same)
+        axes.scatter(xs, ys, s=14, color=BAR, alpha=0.6, label=f"unchanged ({len(same)})")
     if moved:
-        axes.scatter(*zip(*moved), s=22, color=ALERT, label=f"changed ({len(moved)})")
+        xs, ys = zip(*moved)
+        axes.scatter(xs, ys, s=22, color=ALERT, label=f"changed ({len(moved)})")
     top = max(recorded + ours, default=1) or 1
     axes.plot([0, top], [0, top], color="#999999", linewidth=0.8)
     axes.set_xlabel("score Gradescope recorded")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import multiprocessing
 import os
+from typing import Any
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,8 @@ def compare_class(records: list[SubmissionRecord], known: Path | None = None,
     """Compare the graded code of every submission (per assignment), and with each known solution in `known`."""
     if known is not None and not known.is_dir():
         raise ValueError(f"known solutions: {known} is not a folder")
-    result, by_assignment = Similarity(), {}
+    result = Similarity()
+    by_assignment: dict[str, tuple[Any, list[Document]]] = {}
     paths = [record.submission for record in records]
     if len(paths) >= PARALLEL_FROM and (os.cpu_count() or 1) > 1:  # reading and tokenizing: CPU-bound, per file
         with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("fork")) as pool:
