@@ -229,7 +229,7 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None
             if run.timed_out else "stopped"
         report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
     reply = {**report, "probes": measured.get("probes", {}),
-             "definition_errors": measured.get("definition_errors", []),
+             "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
              "events": report.get("events", []) + events}
     return reply, ""
 

@@ -23,11 +23,12 @@ import signal
 import sys
 import time
 
-import guard
+import policy
 import runtime
 
 RESULT_LIMIT = 8_000_000
 FRAME = b"\x00autograder-frame:"
+CONFINE_FAILED = 71  # a child's exit status when its system-call filter could not be installed (the grader's fault)
 
 
 def main(request_fd: int, reply_fd: int) -> None:
@@ -37,9 +38,10 @@ def main(request_fd: int, reply_fd: int) -> None:
         os._exit(0)  # not needed after all
     request = json.loads(raw)
     os.set_inheritable(reply_fd, False)
-    reply: dict = {"probes": {}, "definition_errors": [], "events": []}
+    reply: dict = {"probes": {}, "definition_errors": [], "events": [], "layers": []}
     try:
-        guard.install(request.get("kind", "optimizers"))
+        reply["layers"] = policy.confine_measurement(request.get("policy", {}), request.get("kind", "definitions"),
+                                                     tuple(request.get("switched_off", ())))
         deadline = time.monotonic() + request["deadline"]
         cells = _surviving_cells(request, reply, deadline)
         for call in request["calls"]:
@@ -107,6 +109,9 @@ def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> d
     if not isinstance(result, dict) or "ok" not in result:
         if outcome["status"] == -9:  # SIGKILL: the sandbox's memory watchdog, or the kernel's OOM killer
             return {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
+        if outcome["status"] == CONFINE_FAILED:
+            return {"ok": False, "error": "the grader could not confine this check (not your code)",
+                    "grader_problem": True}
         why = f"exit status {outcome['status']}" if outcome["status"] else "no result"
         return {"ok": False, "error": f"your code stopped the grading process ({why})"}
     return result
@@ -136,6 +141,10 @@ def _in_child(body, timeout: float) -> dict:
         code = 0
         try:
             _become_child(write_end)
+            try:
+                policy.confine_child()
+            except BaseException:
+                os._exit(CONFINE_FAILED)
             write = os.write
 
             def send(data: bytes) -> None:
