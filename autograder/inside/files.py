@@ -21,10 +21,10 @@ def read_grants(hidden: list[str], root: str = "/") -> list[tuple[str, bool]]:
     """(path, is_folder) for every entry to grant reading on so that all under `root` is readable except the
     folders in `hidden` (absolute, resolved). An entry that is an ancestor of a hidden folder is descended into
     instead of granted."""
-    hidden = [os.path.realpath(h) for h in hidden]
     for path in hidden:
-        if not os.path.isabs(path) or path == root:
+        if not os.path.isabs(path) or os.path.realpath(path) == root:
             raise ValueError(f"a hidden folder must be an absolute path below {root!r}, not {path!r}")
+    hidden = [os.path.realpath(h) for h in hidden]
     ancestors = {root}
     for path in hidden:
         parent = os.path.dirname(path)

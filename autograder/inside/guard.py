@@ -151,7 +151,7 @@ def _make_hook(folders: tuple[str, ...], forbidden: tuple[str, ...], owner: int,
     looked up at event time, no os.path). Paths are checked as text only; the kernel's file policy (files.py)
     is what makes the files unreadable, by any route; this is the inner layer."""
     getpid, fsdecode = os.getpid, os.fsdecode
-    str_, bytes_, type_, Refused_ = str, bytes, type, Refused
+    str_, bytes_, type_, len_, Refused_ = str, bytes, type, len, Refused  # builtins can be rebound: not these
     refused_events, proc_views = _REFUSED_EVENTS, _PROC_VIEWS
     refused_modules = _REFUSED_MODULES | frozenset(forbidden)
     submodules = tuple(name + "." for name in forbidden)
@@ -175,14 +175,14 @@ def _make_hook(folders: tuple[str, ...], forbidden: tuple[str, ...], owner: int,
             parts = path.split("/")
             if hidden_names.intersection(parts):
                 raise Refused_("those source files are not readable while your code is measured")
-            if len(parts) > 2 and parts[1] == "proc" and proc_views.intersection(parts):
+            if len_(parts) > 2 and parts[1] == "proc" and proc_views.intersection(parts):
                 raise Refused_("processes' memory and descriptors are not readable while your code is measured")
         elif event == "import":
             name = args[0] if args and type_(args[0]) is str_ else ""
             if name in refused_modules or name.startswith(submodules):
                 raise Refused_("importing that module again is not allowed while your code is measured")
         elif event == "object.__setattr__":
-            if len(args) > 1 and type_(args[1]) is str_ and args[1] in ("__code__", "__globals__", "__closure__"):
+            if len_(args) > 1 and type_(args[1]) is str_ and args[1] in ("__code__", "__globals__", "__closure__"):
                 raise Refused_("replacing a function's code is not available while your code is measured")
         elif event == seal_event:
             sealed.add(getpid())
