@@ -1,0 +1,128 @@
+"""Issue 19's attacks, as a student who has read the grader would write them, in the real sandbox (both modes).
+
+Each defence is shown twice: with the defence the attack fails in the way that only that defence fails it (the
+kernel's errno, not the guard's message), and with the defence switched off (a test-only request field that
+the grader never sets) the same attack goes through. So a test here fails if the defence stops working.
+"""
+
+import os
+import re
+
+import pytest
+
+from autograder.supervisor import runusers
+from tests.test_sandbox import mode, measure, value  # noqa: F401  (mode: the sandbox fixture)
+
+pytestmark = pytest.mark.integration
+
+ATTACKS = '''
+import errno, os, socket, subprocess, sys
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except OSError as error:  # the kernel's answer has an errno; the guard's refusal has none
+        return "guard" if error.errno is None else errno.errorcode.get(error.errno, str(error.errno))
+    except Exception as error:
+        return type(error).__name__
+
+def _optim():
+    import torch
+    return os.path.join(os.path.dirname(torch.__file__), "optim")
+
+def _read_relative():
+    folder = os.open(os.path.dirname(_optim()), os.O_RDONLY | os.O_DIRECTORY)
+    os.read(os.open("optim/adam.py", os.O_RDONLY, dir_fd=folder), 100)
+
+def escape(args):
+    """A fresh interpreter (where torch.optim was never touched), a socket, the sources by two routes."""
+    return {"interpreter": _try(lambda: subprocess.run([sys.executable, "-c", "import torch.optim"])),
+            "fork": _try(lambda: os.waitpid(os.fork() or os._exit(0), 0)),
+            "socket": _try(lambda: socket.socket(socket.AF_INET).close()),
+            "source": _try(lambda: open(os.path.join(_optim(), "adam.py")).read()),
+            "relative": _try(_read_relative)}
+
+def rewrite_guard(args):
+    """Replace everything the guard module holds, then read torch.optim's source and use the optimizer."""
+    guard = sys.modules["guard"]
+    for name in list(vars(guard)):
+        if not name.startswith("__"):
+            setattr(guard, name, frozenset())
+    os.path.realpath = lambda path: "/nowhere"
+    import torch
+    p = torch.nn.Parameter(torch.ones(2))
+    return {"source": _try(lambda: open(os.path.join(_optim(), "adam.py")).read()),
+            "relative": _try(_read_relative), "optimizer": _try(lambda: torch.optim.Adam([p]).step())}
+
+def write(args):
+    return {path: _try(lambda: open(path, "w").write("x")) for path in args["paths"]}
+
+def view(args):
+    return {"exists": {p: os.path.exists(p) for p in args["paths"]}, "uid": os.getuid()}
+'''
+KERNEL = {"interpreter": "EPERM", "fork": "EPERM", "socket": "EPERM", "source": "EACCES", "relative": "EACCES"}
+
+
+def test_the_kernel_stops_every_escape_even_without_the_guard(mode):
+    run = measure([("escape", "escape", {}, 60)], probes=ATTACKS, switched_off=("guard",))
+    assert value(run, "escape") == KERNEL
+    layers = run.reply["layers"]
+    assert "seccomp (measurement)" in layers and any(layer.startswith("landlock") for layer in layers), layers
+
+
+def test_with_the_kernel_layers_and_the_guard_switched_off_the_same_escapes_go_through(mode):
+    run = measure([("escape", "escape", {}, 60)], probes=ATTACKS, switched_off=("guard", "files", "syscalls"))
+    seen = value(run, "escape")
+    assert seen["source"] == seen["relative"] == seen["interpreter"] == seen["fork"] == "allowed", seen
+    # the network: in the full sandbox a socket can be made (there is no network to reach); the same in the fallback
+    assert seen["socket"] == "allowed", seen
+
+
+def test_with_everything_on_the_guard_answers_first_and_rewriting_it_gains_nothing(mode):
+    run = measure([("escape", "escape", {}, 60), ("rewrite", "rewrite_guard", {}, 60)], probes=ATTACKS)
+    assert set(value(run, "escape").values()) == {"guard"}, value(run, "escape")
+    rewritten = value(run, "rewrite")
+    assert rewritten["source"] in ("guard", "EACCES") and rewritten["relative"] in ("guard", "EACCES"), rewritten
+    assert rewritten["optimizer"] == "RuntimeError", rewritten  # the stubs are code objects, not module state
+
+
+def test_rewriting_the_guard_with_the_kernels_file_policy_off_is_still_stopped_by_the_hooks_closure(mode):
+    run = measure([("rewrite", "rewrite_guard", {}, 60)], probes=ATTACKS, switched_off=("files",))
+    assert value(run, "rewrite")["source"] == value(run, "rewrite")["relative"] == "guard"
+
+
+def test_the_full_sandboxs_shared_root_is_read_only_and_nothing_reaches_the_next_run():
+    planted = ["/etc/ipython/profile_default/startup/00-spy.py", "/etc/ag-planted", "/dev/ag-hog", "/ag-planted"]
+    cell = ("import os\nfor p in %r:\n    try:\n        os.makedirs(os.path.dirname(p), exist_ok=True)\n"
+            "        open(p, 'w').write('print(1)')\n    except OSError as e:\n        print(p, e.errno)\n") % planted
+    first = measure([("write", "write", {"paths": planted[1:]}, 30)], cells=[cell], probes=ATTACKS)
+    if first.mode != "namespaces":
+        pytest.skip("bubblewrap is not available here")
+    assert set(value(first, "write").values()) == {"EROFS"}, value(first, "write")  # the mechanism: read-only
+    second = measure([("view", "view", {"paths": planted}, 30)], probes=ATTACKS)
+    assert not any(value(second, "view")["exists"].values())
+
+
+def _run_uid(run) -> int:
+    found = [re.search(r"fresh uid (\d+)", note) for note in run.notes]
+    return int(next(m.group(1) for m in found if m))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback's users need root")
+def test_in_the_fallback_a_survivor_of_one_run_is_gone_and_the_next_run_is_another_user(monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_DISABLE", "bwrap")
+    chain = ("import os, socket\nopen('/dev/shm/ag-left', 'w').write('x')\n"
+             "s = socket.socket(socket.AF_UNIX); s.bind('/tmp/ag-left.sock')\n"
+             "if os.fork() == 0:\n    os.setsid()\n    while True:\n        if os.fork():\n            os._exit(0)\n")
+    first = measure([("view", "view", {"paths": []}, 30)], cells=[chain, "import time; time.sleep(1)"],
+                    probes=ATTACKS)
+    assert first.mode == "fallback"
+    uid = _run_uid(first)
+    assert value(first, "view")["uid"] == uid >= runusers.FIRST_UID
+    assert runusers._live_processes(uid) == []  # the fork chain did not outlive its run
+    left = [e.path for d in ("/tmp", "/var/tmp", "/dev/shm") for e in os.scandir(d) if e.stat().st_uid == uid]
+    assert left == []
+    second = measure([("view", "view", {"paths": ["/dev/shm/ag-left", "/tmp/ag-left.sock"]}, 30)], probes=ATTACKS)
+    assert _run_uid(second) != uid and value(second, "view")["uid"] == _run_uid(second)
+    assert not any(value(second, "view")["exists"].values())
