@@ -126,3 +126,34 @@ def test_in_the_fallback_a_survivor_of_one_run_is_gone_and_the_next_run_is_anoth
     second = measure([("view", "view", {"paths": ["/dev/shm/ag-left", "/tmp/ag-left.sock"]}, 30)], probes=ATTACKS)
     assert _run_uid(second) != uid and value(second, "view")["uid"] == _run_uid(second)
     assert not any(value(second, "view")["exists"].values())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the command line is hidden when the grader runs as root")
+def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_closed_to_others(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from autograder.batch import _close_to_others
+    root = Path(__file__).resolve().parent.parent
+    folder = tmp_path / "ag-classmates-notebooks"
+    folder.mkdir(mode=0o755)
+    shutil.copy(root / "solution/notebooks/hw4_part1.ipynb", folder / "a.ipynb")
+    os.mkfifo(folder / "up.zip")  # the grader blocks reading it: a moment to look at its command line
+    process = subprocess.Popen([sys.executable, "-m", "autograder", "--submissions", str(folder), "--zip",
+                                str(folder / "up.zip")], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline, seen = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and "autograder.cli" not in seen:
+            time.sleep(0.2)
+            seen = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().replace("\0", " ")
+        assert "autograder.cli" in seen and folder.name not in seen, seen  # re-executed, the folder gone
+        assert os.stat(f"/proc/{process.pid}/environ").st_mode & 0o077 == 0  # where it went: owner-only
+    finally:
+        with open(folder / "up.zip", "w") as unblock:
+            unblock.write("not a zip")
+        process.wait(timeout=60)
+    _close_to_others(folder)
+    assert folder.stat().st_mode & 0o007 == 0
