@@ -157,3 +157,44 @@ def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_cl
         process.wait(timeout=60)
     _close_to_others(folder)
     assert folder.stat().st_mode & 0o007 == 0
+
+
+LIBRARY_PROBE = '''
+def mapped(args):
+    """Which of the policy's libraries this measurement child has mapped, and whether ctypes is refused here."""
+    with open("/proc/self/smaps") as maps:
+        text = maps.read()
+    found = {path: path in text for path in args["paths"]}
+    try:
+        import ctypes
+        ctypes.CDLL(args["paths"][0])
+        refused = False
+    except Exception:
+        refused = True
+    return {"mapped": found, "ctypes_refused": refused}
+'''
+
+
+def test_a_library_in_the_policy_is_loaded_before_the_guard_and_mapped_in_each_child(mode, monkeypatch):
+    """The GPU harness's path on a CPU: a stand-in library (libform) in the policy's `libraries`, as CUDA's driver
+    is there; it is loaded by the measurement process before the guard, and every child has it mapped, where
+    ctypes itself is refused (the probe could never load it there)."""
+    import ctypes.util
+    from tests import test_sandbox
+    found = ctypes.util.find_library("form")  # ncurses' forms: nothing the grader or torch maps by itself
+    if found is None:
+        pytest.skip("no stand-in library (libform) on this system")
+    library = next((os.path.realpath(os.path.join(folder, found)) for folder in
+                    ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
+                    if os.path.exists(os.path.join(folder, found))), found)
+    policy = {**test_sandbox.POLICY, "libraries": [library]}
+    monkeypatch.setattr(test_sandbox, "POLICY", policy)
+    run = measure([("mapped", "mapped", {"paths": [library]}, 30), ("again", "mapped", {"paths": [library]}, 30)],
+                  probes=LIBRARY_PROBE)
+    layers = run.reply["layers"]
+    assert layers[0] == f"preloaded {os.path.basename(library)}" and layers[-1].startswith("guard"), layers
+    for name in ("mapped", "again"):
+        assert value(run, name) == {"mapped": {library: True}, "ctypes_refused": True}
+    monkeypatch.setattr(test_sandbox, "POLICY", {**policy, "libraries": []})  # control: not in the policy
+    assert value(measure([("mapped", "mapped", {"paths": [library]}, 30)], probes=LIBRARY_PROBE), "mapped") == \
+        {"mapped": {library: False}, "ctypes_refused": True}
