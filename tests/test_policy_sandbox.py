@@ -198,3 +198,33 @@ def test_a_library_in_the_policy_is_loaded_before_the_guard_and_mapped_in_each_c
     monkeypatch.setattr(test_sandbox, "POLICY", {**policy, "libraries": []})  # control: not in the policy
     assert value(measure([("mapped", "mapped", {"paths": [library]}, 30)], probes=LIBRARY_PROBE), "mapped") == \
         {"mapped": {library: False}, "ctypes_refused": True}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user to run the grader as")
+@pytest.mark.parametrize("disable", ["", "bwrap"])
+def test_as_an_ordinary_user_the_kernel_layers_hold_in_both_sandboxes(tmp_path, disable):
+    """No root and (with bwrap disabled) no namespaces: seccomp and Landlock need neither."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["useradd", "--create-home", "ag-test-ta"], capture_output=True)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for part in ("autograder", "solution", "tests"):
+        subprocess.run(["cp", "-r", str(root / part), str(checkout / part)], check=True)
+    (checkout / "run.py").write_text(
+        f"import sys, json; sys.path.insert(0, {str(checkout)!r})\n"
+        "from tests.test_sandbox import measure, value\nfrom tests.test_policy_sandbox import ATTACKS\n"
+        "run = measure([('escape', 'escape', {}, 60)], probes=ATTACKS, switched_off=('guard',))\n"
+        "print(json.dumps({'mode': run.mode, 'escape': value(run, 'escape'), 'uid': __import__('os').getuid()}))\n")
+    subprocess.run(["chown", "-R", "ag-test-ta", str(tmp_path)], check=True)
+    tmp_path.chmod(0o755)
+    done = subprocess.run(["su", "ag-test-ta", "-s", "/bin/sh", "-c",
+                           f"AUTOGRADER_DISABLE={disable} {sys.executable} {checkout / 'run.py'}"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["uid"] != 0 and report["mode"] == ("fallback" if disable else "namespaces"), report
+    assert report["escape"] == KERNEL
