@@ -4,8 +4,9 @@ The straight line: a zygote (supervisor/warmstart.py) holding the imports forks 
 (inside/zygote.py); the run's measurement process (inside/measure.py) writes the measurements on a pipe that only
 it holds, and its worker (inside/worker.py) writes the report of the notebook run on another. Both are JSON;
 nothing is unpickled. Whatever happens, the run's processes are killed, its memory is watched while it runs, and
-in the fallback what it left on the host (files in the shared temporary folders, IPC objects, its scratch folder)
-is removed. What each layer did, or why it could not, is in `WorkerRun.notes` for the staff log.
+in the fallback — where each run is a fresh uid of its own (supervisor/runusers.py), all of whose processes are
+killed with kill(-1) as that uid — what it left on the host (files in the shared temporary folders, IPC objects,
+its scratch folder) is removed. What each layer did, or why it could not, is in `WorkerRun.notes` for the staff log.
 """
 
 from __future__ import annotations

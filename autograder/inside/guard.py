@@ -1,6 +1,8 @@
-"""Make torch.optim unusable in this process, for good, before any student code runs (the measurement process).
+"""Make the forbidden packages (torch.optim) unusable in this process, for good, before any student code runs.
 
-Three layers, installed once, in this order, by `install()`:
+The inner, in-memory layer of the measurement's policy (policy.py installs it after the kernel's layers:
+files.py, Landlock, and syscalls.py, seccomp). What is forbidden is the assignment's declaration. Three parts,
+installed once, in this order, by `install()`:
   1. every Python function defined under torch/optim/ gets a body that raises (its code object is replaced in
      place, so every reference to it — `torch.optim.Adam`, `optim.Adam`, a class's methods, a saved alias — now
      raises); the original code objects are gone;
@@ -11,7 +13,9 @@ Three layers, installed once, in this order, by `install()`:
      torch/optim's sources (re-importing or re-executing them), gc's object graph (the only way to the library
      above), trace and profile hooks and signal handlers (they would see the audit hook's own frame), ctypes,
      code replacement, audit hooks of the student's own, new processes, signals, connections, and /proc's views
-     of processes' memory and descriptors. The hook never calls anything a student could have replaced.
+     of processes' memory and descriptors. Everything the hook uses is bound in its closure at install time
+     (no module global, no `os.path`, not even a builtin looked up by name), so rewriting this module in
+     `sys.modules` changes nothing it does.
 
 Frames stay readable (namedtuple, enum, typing and logging need sys._getframe): what a student finds there is
 the measurement's own plumbing, whose reports are plain numbers that the grader checks against the reference on

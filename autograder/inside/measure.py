@@ -1,8 +1,8 @@
 """The measurement process: every graded call in a fresh child holding only the notebook's imports and definitions.
 
-Forked by the worker before any student code exists, it never runs student code itself. It installs the guard
-(guard.py: torch.optim and its kernels unusable, an audit hook) once, then for each call forks a child that
-closes every descriptor but its own result pipe, seeds Python's, numpy's and torch's generators from the call,
+Forked by the worker before any student code exists, it never runs student code itself. It installs the
+assignment's policy once (policy.py: preloads, Landlock, seccomp, the guard), then for each call forks a child
+that closes every descriptor but its own result pipe, installs its own stricter seccomp filter, seeds Python's, numpy's and torch's generators from the call,
 executes the definitions (runtime.py), runs the probe and writes plain JSON back. A child that overruns its time
 is killed; a definition that kills its process is found by a first child that reports after each cell, and is
 left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
@@ -10,8 +10,11 @@ children close theirs before anything else), and then the process exits.
 
 Request (JSON on stdin): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
   "sources": {label: cell source}, "probes": str, "calls": [{"name", "entry", "args", "timeout", "seed"}],
-  "deadline": s, "kind": str}
-Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str]}
+  "deadline": s, "kind": str,
+  "policy": {"libraries", "imports", "forbidden", "kernels"} (the assignment's MeasurementPolicy),
+  "switched_off": [layer] (tests only: show that a layer is what stops an attack)}
+Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str],
+        "layers": [the policy layers in force, or "missing: ..."]}
 """
 
 from __future__ import annotations
