@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_corpus import EXPECTED_FAILURES, LIMITS, _path, _run_processes
+from tests.test_corpus import EXPECTED_FAILURES, LIMITS, _path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,7 +53,8 @@ def test_each_boundary_attack_earns_its_honest_score_in_both_sandboxes(graded, n
     log = _staff_log(results)
     layers = re.search(r"measurement policy layers: (.*)", log).group(1)
     assert "seccomp (measurement)" in layers and "landlock" in layers and "guard (torch.optim)" in layers, layers
-    assert ("FALLBACK SANDBOX" in log) == (mode == "fallback")
+    grader_lines = log.splitlines()  # the run's own lines are quoted: they start with the quote mark
+    assert any(line.startswith("FALLBACK SANDBOX") for line in grader_lines) == (mode == "fallback")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -62,11 +63,22 @@ def test_the_forged_staff_log_stays_quoted_inside_one_fence(graded, mode):
     opening = re.match(r"(`{3,})\n", log).group(1)
     first_block = log[len(opening):log.index("\n" + opening, len(opening))]
     assert "\n```" not in first_block  # the kernel's fence did not survive as one
-    forged = [line for line in first_block.splitlines() if "worker: namespaces sandbox, exit 0" in line]
+    forged = [line for line in first_block.splitlines() if line.endswith("worker: namespaces sandbox, exit 0")]
     assert forged and all(line.startswith("\u2502 ") for line in forged), forged
     if mode == "namespaces":  # the only unquoted sandbox line is the grader's own
         assert not [line for line in first_block.splitlines() if line.startswith("FALLBACK SANDBOX")]
 
 
-def test_nothing_of_the_boundary_runs_is_alive(graded):
-    assert _run_processes() == []
+def test_no_process_of_a_fallback_run_is_alive(graded):
+    """The fresh uids are this branch's fallback runs' only (other graders on a shared box use slot users)."""
+    from autograder.supervisor import runusers
+    alive = [e.name for e in os.scandir("/proc") if e.name.isdigit() and _uid(e) >= runusers.FIRST_UID
+             and runusers._live_processes(_uid(e))]
+    assert alive == []
+
+
+def _uid(entry) -> int:
+    try:
+        return entry.stat().st_uid
+    except OSError:
+        return -1
