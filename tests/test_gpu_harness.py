@@ -120,7 +120,7 @@ def test_a_bad_submission_costs_its_row_only(tmp_path, monkeypatch):
                  WorkerRun({"probes": {"counts": {"ok": True, "value": {"ranks": {}}},
                                        "numeric": {"ok": False, "error": "NameError: name 'nn' is not defined"}}})])
 
-    def fake_measure(notebook, calls, limits):
+    def fake_measure(notebook, calls, limits, libraries=()):
         assert [c.entry for c in calls] == ["probe_harness_counts", "probe_harness_numeric"]
         run = next(runs)
         if isinstance(run, Exception):
