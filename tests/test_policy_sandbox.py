@@ -209,6 +209,7 @@ def test_a_library_in_the_policy_is_loaded_before_the_guard_and_mapped_in_each_c
 def test_as_an_ordinary_user_the_kernel_layers_hold_in_both_sandboxes(disable):
     """No root and (with bwrap disabled) no namespaces: seccomp and Landlock need neither."""
     import json
+    import shutil
     import subprocess
     import sys
     import tempfile
@@ -227,9 +228,12 @@ def test_as_an_ordinary_user_the_kernel_layers_hold_in_both_sandboxes(disable):
         "print(json.dumps({'mode': run.mode, 'escape': value(run, 'escape'), 'uid': __import__('os').getuid()}))\n")
     subprocess.run(["chown", "-R", "ag-test-ta", str(tmp_path)], check=True)
     tmp_path.chmod(0o755)
-    done = subprocess.run(["su", "ag-test-ta", "-s", "/bin/sh", "-c",
-                           f"AUTOGRADER_DISABLE={disable} {sys.executable} {checkout / 'run.py'}"],
-                          capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run(["su", "ag-test-ta", "-s", "/bin/sh", "-c",
+                               f"AUTOGRADER_DISABLE={disable} {sys.executable} {checkout / 'run.py'}"],
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["uid"] != 0 and report["mode"] == ("fallback" if disable else "namespaces"), report
