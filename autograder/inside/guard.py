@@ -194,7 +194,7 @@ def _make_hook(folders: tuple[str, ...], forbidden: tuple[str, ...], owner: int,
             pid = getpid()
             if pid != owner and pid not in sealed:
                 return  # a child's own set-up (its system-call filter), before any student code exists there
-            raise Refused_("ctypes is not available while your code is measured")
+            raise Refused_(f"ctypes is not available while your code is measured (`{event}`)")
         elif event in refused_events:
             if (event == "os.fork" or event == "os.kill") and getpid() == owner:
                 return  # the measurement process itself forks each call and stops what overruns
