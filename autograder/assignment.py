@@ -21,8 +21,8 @@ from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
 
-__all__ = ["Assignment", "Call", "Seeds", "load_assignment", "assignment_names", "detect_assignment", "secret_variable",
-           "dev_secret_warning"]
+__all__ = ["Assignment", "MeasurementPolicy", "Call", "Seeds", "load_assignment", "assignment_names",
+           "detect_assignment", "secret_variable", "dev_secret_warning"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
@@ -65,6 +65,29 @@ class Seeds:
 
 
 @dataclass(frozen=True)
+class MeasurementPolicy:
+    """What the measurement process sets up before any student code (inside/policy.py), as the assignment says.
+
+    libraries: shared libraries it loads by path first (CUDA's driver for the GPU harness: ctypes is refused
+    afterwards); imports: modules it imports first; forbidden: packages whose code is stubbed in memory and whose
+    folders the kernel makes unreadable (Landlock); kernels: torch operator-name prefixes given a raising kernel."""
+
+    libraries: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+    kernels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in ("libraries", "imports", "forbidden", "kernels"):
+            if not isinstance(getattr(self, name), tuple):
+                raise ValueError(f"MeasurementPolicy.{name} must be a tuple, not {getattr(self, name)!r}")
+
+    def to_json(self) -> dict:
+        return {"libraries": list(self.libraries), "imports": list(self.imports), "forbidden": list(self.forbidden),
+                "kernels": list(self.kernels)}
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str  # the folder name, e.g. "hw4_part1"
     title: str
@@ -77,6 +100,7 @@ class Assignment:
     preload: tuple[str, ...] = ()
     # What the measurement process forbids is described to students as "while your {measured} are measured".
     measured: str = "definitions"
+    policy: MeasurementPolicy = field(default_factory=MeasurementPolicy)
 
     @property
     def folder(self) -> Path:

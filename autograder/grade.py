@@ -107,6 +107,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak private memory "
                  f"{run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
+    if run.reply is not None:  # written by the measurement process before any student code existed
+        staff.append("measurement policy layers: " + (", ".join(map(str, run.reply.get("layers", []))) or "none"))
     summary = _summary(notebook, assignment, run, notes)
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
@@ -123,6 +125,7 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
         "cells": cells, "seed": run_seed,
         "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
+                    "policy": assignment.policy.to_json(),
                     "calls": [c.to_json() for c in calls]},
     }
 

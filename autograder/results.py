@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 
 from autograder.plugin import CaseResult
+from autograder.stafftext import fence
 
 __all__ = ["STATUSES", "build_results", "failure_results", "write_results", "console_table", "SCHEMA"]
 
@@ -30,10 +31,10 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "status": case.status, "output": case.output, "output_format": "md", "visibility": case.visibility,
         "tags": list(case.tags),
     } for case in cases]
-    details = [f"### {case.number} {case.name}\n```\n{case.staff_detail}\n```" for case in cases if case.staff_detail]
+    details = [f"### {case.number} {case.name}\n{fence(case.staff_detail)}" for case in cases if case.staff_detail]
     if staff_log or details:
         tests.append({"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0,
-                      "status": "passed", "output": "\n\n".join([f"```\n{staff_log}\n```"] + details),
+                      "status": "passed", "output": "\n\n".join([fence(staff_log)] + details),
                       "output_format": "md", "visibility": "hidden"})
     return {
         "score": round(sum(case.score for case in cases), 4),

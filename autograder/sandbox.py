@@ -4,8 +4,9 @@ The straight line: a zygote (supervisor/warmstart.py) holding the imports forks 
 (inside/zygote.py); the run's measurement process (inside/measure.py) writes the measurements on a pipe that only
 it holds, and its worker (inside/worker.py) writes the report of the notebook run on another. Both are JSON;
 nothing is unpickled. Whatever happens, the run's processes are killed, its memory is watched while it runs, and
-in the fallback what it left on the host (files in the shared temporary folders, IPC objects, its scratch folder)
-is removed. What each layer did, or why it could not, is in `WorkerRun.notes` for the staff log.
+in the fallback — where each run is a fresh uid of its own (supervisor/runusers.py), all of whose processes are
+killed with kill(-1) as that uid — what it left on the host (files in the shared temporary folders, IPC objects,
+its scratch folder) is removed. What each layer did, or why it could not, is in `WorkerRun.notes` for the staff log.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.supervisor import host, processes
+from autograder.stafftext import quote
+from autograder.supervisor import host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
@@ -80,15 +82,17 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
                 path.chmod(path.stat().st_mode & ~0o077)
     zygote = warm_start(preload, user)
     if not zygote.wait_ready(WARM_START_SECONDS):
-        notes.append(f"the warm start did not become ready; its log:\n{zygote.log_tail()}")
+        notes.append(f"the warm start did not become ready; its log:\n{quote(zygote.log_tail())}")
         refusal = "" if zygote.mode == "fallback" else "the sandbox's warm start failed inside bubblewrap"
         zygote = warm_start(preload, user, refusal=refusal)
         if not zygote.wait_ready(WARM_START_SECONDS):
-            return WorkerRun(None, notes=notes + [zygote.log_tail()], problem="the sandbox could not start")
+            return WorkerRun(None, notes=notes + [quote(zygote.log_tail())], problem="the sandbox could not start")
     run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
     groups, scratch = Cgroups({}), None
     if zygote.mode == "fallback":
-        if user:
+        if user:  # a uid no earlier run had and no later run will: a survivor of this run reaches nothing
+            user = runusers.fresh_user()
+            run.notes.append(f"fallback: the run's processes run as the fresh uid {user.pw_uid}")
             host.lock_down(ROOT, [*(p for p in host.python_paths() if ROOT in p.parents), INSIDE], run.notes)
             groups = Cgroups.create(limits, run.notes)
         else:
@@ -135,6 +139,11 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
         run.timed_out = True
     finally:
         stop.set()
+        if zygote.mode == "fallback" and user:  # kill(-1) as that uid: a fork chain cannot slip between scans
+            try:
+                runusers.kill_everything_of(user.pw_uid)
+            except RuntimeError as error:
+                run.notes.append(f"cleanup: {error}")
         processes.kill_all(find)
         if groups.paths:
             processes.kill_all(lambda: sorted(groups.pids()))
@@ -153,7 +162,8 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
                 run.notes.append(f"removed what the run left: {', '.join(left[:10])}")
             host.remove_tree(scratch)
         log.seek(max(0, log.seek(0, 2) - 4000))
-        run.notes.append("worker log tail:\n" + log.read().decode(errors="replace"))
+        run.notes.append("worker log tail (the run's own output, quoted):\n"
+                         + quote(log.read().decode(errors="replace")))
         log.close()
     run.wall_seconds = time.monotonic() - started
     run.reply, run.problem = _parse(replies, run)
@@ -229,7 +239,7 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None
             if run.timed_out else "stopped"
         report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
     reply = {**report, "probes": measured.get("probes", {}),
-             "definition_errors": measured.get("definition_errors", []),
+             "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
              "events": report.get("events", []) + events}
     return reply, ""
 

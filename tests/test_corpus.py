@@ -19,6 +19,7 @@ import pytest
 
 from autograder.results import SCHEMA
 from autograder.sandbox import SANDBOX_USER, Limits
+from autograder.supervisor import runusers
 from tests.submissions import make_corpus
 from tests.submissions.part1_attacks import NETWORK_PORT
 
@@ -97,6 +98,10 @@ EXPECTED_FAILURES = {
                                                        "deep_tree", "fork_bomb", "memory_hog", "read_reference",
                                                        "write_results", "background_rewriter",
                                                        "monkeypatch_isclose", "network")},
+    # Issue 19 (tests/submissions/part1_boundary.py): the kernel's policy, the read-only shared root, a fresh uid.
+    **{f"attack_boundary_{how}": exactly(STUBS) for how in ("guard_rewrite", "dir_fd", "realpath",
+                                                              "fresh_interpreter", "shared_root", "survivor",
+                                                              "forge_staff_log", "classmates")},
     "attack_symlink_solution": exactly(STUBS),  # the link to the solution is not followed; the partial one is graded
     "attack_status_injection": exactly(ADAGRAD),
     "=SUM(1,2)": exactly(STUBS),
@@ -108,7 +113,10 @@ def _run_processes() -> list[str]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if not proc.name.isdigit() or not pwd.getpwuid(proc.stat().st_uid).pw_name.startswith(SANDBOX_USER):
+            if not proc.name.isdigit():
+                continue
+            uid = proc.stat().st_uid  # a slot user, or a run's own uid in the fallback (no account)
+            if uid < runusers.FIRST_UID and not pwd.getpwuid(uid).pw_name.startswith(SANDBOX_USER):
                 continue
             parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
             if "bwrap" not in ((proc / "comm").read_text().strip(), Path(f"/proc/{parent}/comm").read_text().strip()):

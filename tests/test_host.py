@@ -74,3 +74,28 @@ def test_leftovers_of_the_runs_user_are_removed_and_nobody_elses():
     finally:
         ours.unlink(missing_ok=True)
         theirs.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another uid needs root")
+def test_a_fork_chain_of_a_runs_fresh_uid_is_killed_at_once_by_kill_minus_one_as_that_uid():
+    import subprocess
+    import sys
+    import time
+
+    from autograder.supervisor import runusers
+    first, second = runusers.fresh_user(), runusers.fresh_user()
+    assert first.pw_uid != second.pw_uid and min(first.pw_uid, second.pw_uid) >= runusers.FIRST_UID
+    chain = "import os\nos.setsid()\nwhile True:\n    if os.fork():\n        os._exit(0)\n"
+
+    def become():
+        os.setgroups([])
+        os.setresgid(first.pw_gid, first.pw_gid, first.pw_gid)
+        os.setresuid(first.pw_uid, first.pw_uid, first.pw_uid)
+
+    subprocess.Popen([sys.executable, "-c", chain], preexec_fn=become)
+    time.sleep(1)  # the chain is now a new process every few microseconds, none of them listed for long
+    assert runusers.kill_everything_of(first.pw_uid) >= 1
+    time.sleep(0.5)
+    assert runusers._live_processes(first.pw_uid) == []  # zombies waiting for init are all that may remain
+    with pytest.raises(ValueError):
+        runusers.kill_everything_of(0)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.assignment import load_assignment
 from autograder.sandbox import Limits, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +80,12 @@ def hang(args):
 '''
 
 
-def measure(calls, cells=(), probes=PROBES, limits=LIMITS):
+POLICY = load_assignment("hw4_part1").policy.to_json()
+
+
+def measure(calls, cells=(), probes=PROBES, limits=LIMITS, switched_off=()):
     measure_request = {"cells": [], "definitions": {}, "sources": {}, "probes": probes, "kind": "optimizers",
+                       "policy": POLICY, "switched_off": list(switched_off),
                        "calls": [{"name": n, "entry": e, "args": a, "timeout": t, "seed": 0} for n, e, a, t in calls]}
     request = {"cells": [{"id": f"c{i}", "source": s} for i, s in enumerate(cells)], "measure": measure_request}
     return run_worker(request, limits, [ROOT / "solution"], ("torch",))

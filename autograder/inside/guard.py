@@ -1,6 +1,8 @@
-"""Make torch.optim unusable in this process, for good, before any student code runs (the measurement process).
+"""Make the forbidden packages (torch.optim) unusable in this process, for good, before any student code runs.
 
-Three layers, installed once, in this order, by `install()`:
+The inner, in-memory layer of the measurement's policy (policy.py installs it after the kernel's layers:
+files.py, Landlock, and syscalls.py, seccomp). What is forbidden is the assignment's declaration. Three parts,
+installed once, in this order, by `install()`:
   1. every Python function defined under torch/optim/ gets a body that raises (its code object is replaced in
      place, so every reference to it — `torch.optim.Adam`, `optim.Adam`, a class's methods, a saved alias — now
      raises); the original code objects are gone;
@@ -11,7 +13,9 @@ Three layers, installed once, in this order, by `install()`:
      torch/optim's sources (re-importing or re-executing them), gc's object graph (the only way to the library
      above), trace and profile hooks and signal handlers (they would see the audit hook's own frame), ctypes,
      code replacement, audit hooks of the student's own, new processes, signals, connections, and /proc's views
-     of processes' memory and descriptors. The hook never calls anything a student could have replaced.
+     of processes' memory and descriptors. Everything the hook uses is bound in its closure at install time
+     (no module global, no `os.path`, not even a builtin looked up by name), so rewriting this module in
+     `sys.modules` changes nothing it does.
 
 Frames stay readable (namedtuple, enum, typing and logging need sys._getframe): what a student finds there is
 the measurement's own plumbing, whose reports are plain numbers that the grader checks against the reference on
@@ -28,50 +32,66 @@ import sys
 import types
 import warnings
 
-MESSAGE = "torch.optim is disabled while your {kind} are measured: the handout asks you to write them yourself"
-_KERNEL_PREFIXES = ("aten::_fused_", "aten::_foreach_")
-_REFUSED_EVENTS = {
+MESSAGE = "{module} is disabled while your {kind} are measured: the handout asks you to write them yourself"
+_REFUSED_EVENTS = frozenset({
     "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace", "sys.setprofile",
     "sys.addaudithook", "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
     "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "pty.spawn",
     "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
-}
-_REFUSED_IMPORTS = {"_signal", "_ctypes", "_posixsubprocess", "torch.optim"}
+})
+_REFUSED_MODULES = frozenset({"_signal", "_ctypes", "_posixsubprocess"})
+_PROC_VIEWS = frozenset({"mem", "fd", "environ", "maps", "fdinfo", "map_files", "pagemap", "root", "cwd", "exe"})
+
+
+SEAL_EVENT = "autograder.sealed"  # a measurement child's set-up is done: from now on ctypes is refused there
 
 
 class Refused(PermissionError):
     """Raised by the audit hook; the message says what the measurement process does not allow."""
 
 
-def install(kind: str = "optimizers") -> None:
-    """Apply the three layers. Call once, in the measurement process, before it forks for the first call."""
-    import torch
-    import torch.optim  # noqa: F401  (and, through it, every submodule it imports)
-    optim_dir = os.path.realpath(os.path.dirname(torch.optim.__file__)) + os.sep
-    _replace_code(optim_dir, kind)
-    library = _block_kernels(torch, kind)
+def install(forbidden: tuple[str, ...] = ("torch.optim",), kernels: tuple[str, ...] = (),
+            kind: str = "definitions") -> list[str]:
+    """Apply the three layers to the packages in `forbidden` (and the torch operators whose names start with one
+    of `kernels`). Call once, in the measurement process, before it forks for the first call. Returns the
+    folders of the forbidden packages, for the kernel's file policy."""
+    folders = forbidden_folders(forbidden)
+    # code objects name the file as it was imported (through a linked environment, say) or resolved: both
+    imported = [os.path.dirname(sys.modules[name].__file__) for name in forbidden]
+    message = MESSAGE.format(module=" and ".join(forbidden) or "nothing", kind=kind)
+    _replace_code(tuple(f + os.sep for f in {*folders, *imported}), message)
+    library = _block_kernels(kernels, message) if kernels else None
     _disable_signal_handlers()
-    owner = os.getpid()
-    sys.addaudithook(_make_hook(optim_dir, owner, library))
+    sys.addaudithook(_make_hook(tuple(folders), tuple(forbidden), os.getpid(), library))
+    return folders
 
 
-def _replace_code(optim_dir: str, kind: str) -> None:
+def forbidden_folders(forbidden: tuple[str, ...]) -> list[str]:
+    """The source folders of the forbidden packages, imported now (with every submodule they import)."""
+    import importlib
+    folders = []
+    for name in forbidden:
+        module = importlib.import_module(name)
+        folders.append(os.path.realpath(os.path.dirname(module.__file__)))
+    return folders
+
+
+def _replace_code(prefixes: tuple[str, ...], message: str) -> None:
     stubs: dict[tuple, types.CodeType] = {}
     gc.unfreeze()  # the warm start froze what it imported: frozen objects are invisible to get_objects
     found = gc.get_objects()
     gc.freeze()
     for obj in found:
-        if type(obj) is types.FunctionType and obj.__code__.co_filename.startswith(optim_dir):
-            obj.__code__ = _stub(obj.__code__, stubs, kind)
+        if type(obj) is types.FunctionType and obj.__code__.co_filename.startswith(prefixes):
+            obj.__code__ = _stub(obj.__code__, stubs, message)
 
 
-def _stub(code: types.CodeType, cache: dict, kind: str) -> types.CodeType:
+def _stub(code: types.CodeType, cache: dict, message: str) -> types.CodeType:
     """A code object that raises, with the same free variables (a function's closure must still fit) and name."""
     names = code.co_freevars
     if names not in cache:
         body = "".join(f"    {n} = None\n" for n in names)
         uses = f"        {', '.join(names)}\n" if names else ""
-        message = MESSAGE.format(kind=kind)
         source = (f"def _outer():\n{body}    def _disabled(*args, **kwargs):\n{uses}"
                   f"        raise RuntimeError({message!r})\n    return _disabled\n")
         namespace: dict = {}
@@ -83,14 +103,16 @@ def _stub(code: types.CodeType, cache: dict, kind: str) -> types.CodeType:
     return cache[names].replace(**renamed)
 
 
-def _block_kernels(torch, kind: str):
-    """Register a raising CPU kernel for every fused and foreach operator; return the library that holds them."""
+def _block_kernels(prefixes: tuple[str, ...], message: str):
+    """Register a raising CPU kernel for every operator whose name starts with one of `prefixes`; return the
+    library that holds them."""
+    import torch
     library = torch.library.Library("aten", "IMPL", "CPU")
-    names = [n for n in torch._C._dispatch_get_all_op_names() if n.startswith(_KERNEL_PREFIXES)]
+    names = [n for n in torch._C._dispatch_get_all_op_names() if n.startswith(tuple(prefixes))]
 
     def refuse(name):
         def kernel(*args, **kwargs):
-            raise RuntimeError(f"{MESSAGE.format(kind=kind)} (`torch.{name.split('::')[1].split('.')[0]}` was called)")
+            raise RuntimeError(f"{message} (`torch.{name.split('::')[1].split('.')[0]}` was called)")
         return kernel
 
     with warnings.catch_warnings():
@@ -127,40 +149,54 @@ def _disable_signal_handlers() -> None:
                 setattr(module, name, refused)
 
 
-def _make_hook(optim_dir: str, owner: int, library):
-    def hook(event: str, args: tuple) -> None:
-        if library is None:  # never true: keeps the kernels' library alive, and out of reach, in this closure
+def _make_hook(folders: tuple[str, ...], forbidden: tuple[str, ...], owner: int, library):
+    """The audit hook. Everything it uses is bound here, at install time, into its closure: builtin functions
+    and immutable values that no student code can reach or rebind (no module globals, no attribute of a module
+    looked up at event time, no os.path). Paths are checked as text only; the kernel's file policy (files.py)
+    is what makes the files unreadable, by any route; this is the inner layer."""
+    getpid, fsdecode = os.getpid, os.fsdecode
+    str_, bytes_, type_, len_, Refused_ = str, bytes, type, len, Refused  # builtins can be rebound: not these
+    refused_events, proc_views = _REFUSED_EVENTS, _PROC_VIEWS
+    refused_modules = _REFUSED_MODULES | frozenset(forbidden)
+    submodules = tuple(name + "." for name in forbidden)
+    # a path naming one of the forbidden folders by its own name, in any position (relative to a descriptor,
+    # through ".." or a link made earlier): refused without asking the file system
+    hidden_names = frozenset(f.rsplit("/", 1)[-1] for f in folders)
+    sealed = set()  # pids of children whose set-up is over; only this closure holds it
+    seal_event = SEAL_EVENT
+
+    def hook(event, args) -> None:
+        if library is None and not folders:  # keeps the kernels' library alive, and out of reach, in this closure
             return
-        if type(event) is not str:
+        if type_(event) is not str_:
             return
         if event == "open":
-            _check_open(args[0], optim_dir)
+            path = args[0] if args else None
+            if type_(path) is bytes_:
+                path = fsdecode(path)
+            if type_(path) is not str_:
+                return
+            parts = path.split("/")
+            if hidden_names.intersection(parts):
+                raise Refused_("those source files are not readable while your code is measured")
+            if len_(parts) > 2 and parts[1] == "proc" and proc_views.intersection(parts):
+                raise Refused_("processes' memory and descriptors are not readable while your code is measured")
         elif event == "import":
-            name = args[0] if type(args[0]) is str else ""
-            if name in _REFUSED_IMPORTS or name.startswith("torch.optim."):
-                raise Refused("importing that module again is not allowed while your code is measured")
+            name = args[0] if args and type_(args[0]) is str_ else ""
+            if name in refused_modules or name.startswith(submodules):
+                raise Refused_("importing that module again is not allowed while your code is measured")
         elif event == "object.__setattr__":
-            if len(args) > 1 and type(args[1]) is str and args[1] in ("__code__", "__globals__", "__closure__"):
-                raise Refused("replacing a function's code is not available while your code is measured")
+            if len_(args) > 1 and type_(args[1]) is str_ and args[1] in ("__code__", "__globals__", "__closure__"):
+                raise Refused_("replacing a function's code is not available while your code is measured")
+        elif event == seal_event:
+            sealed.add(getpid())
         elif event.startswith("ctypes."):
-            raise Refused("ctypes is not available while your code is measured")
-        elif event in _REFUSED_EVENTS:
-            if event in ("os.fork", "os.kill") and os.getpid() == owner:
+            pid = getpid()
+            if pid != owner and pid not in sealed:
+                return  # a child's own set-up (its system-call filter), before any student code exists there
+            raise Refused_(f"ctypes is not available while your code is measured (`{event}`)")
+        elif event in refused_events:
+            if (event == "os.fork" or event == "os.kill") and getpid() == owner:
                 return  # the measurement process itself forks each call and stops what overruns
-            raise Refused(f"`{event}` is not available while your code is measured")
+            raise Refused_(f"`{event}` is not available while your code is measured")
     return hook
-
-
-def _check_open(path, optim_dir: str) -> None:
-    """`path` is already a str, bytes or a descriptor here (open converts before it audits)."""
-    if type(path) is bytes:
-        path = os.fsdecode(path)
-    if type(path) is not str:
-        return
-    text = path
-    if text.startswith("/proc/") and text.rstrip("/").rsplit("/", 2)[-1] in ("mem", "fd", "environ", "maps") \
-            or "/fd/" in text and text.startswith("/proc/"):
-        raise Refused("other processes' memory and descriptors are not readable while your code is measured")
-    full = os.path.realpath(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
-    if full.startswith(optim_dir) or full + os.sep == optim_dir:
-        raise Refused("torch.optim's source files are not readable while your code is measured")

@@ -1,8 +1,8 @@
 """The measurement process: every graded call in a fresh child holding only the notebook's imports and definitions.
 
-Forked by the worker before any student code exists, it never runs student code itself. It installs the guard
-(guard.py: torch.optim and its kernels unusable, an audit hook) once, then for each call forks a child that
-closes every descriptor but its own result pipe, seeds Python's, numpy's and torch's generators from the call,
+Forked by the worker before any student code exists, it never runs student code itself. It installs the
+assignment's policy once (policy.py: preloads, Landlock, seccomp, the guard), then for each call forks a child
+that closes every descriptor but its own result pipe, installs its own stricter seccomp filter, seeds Python's, numpy's and torch's generators from the call,
 executes the definitions (runtime.py), runs the probe and writes plain JSON back. A child that overruns its time
 is killed; a definition that kills its process is found by a first child that reports after each cell, and is
 left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
@@ -10,8 +10,11 @@ children close theirs before anything else), and then the process exits.
 
 Request (JSON on stdin): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
   "sources": {label: cell source}, "probes": str, "calls": [{"name", "entry", "args", "timeout", "seed"}],
-  "deadline": s, "kind": str}
-Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str]}
+  "deadline": s, "kind": str,
+  "policy": {"libraries", "imports", "forbidden", "kernels"} (the assignment's MeasurementPolicy),
+  "switched_off": [layer] (tests only: show that a layer is what stops an attack)}
+Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str],
+        "layers": [the policy layers in force, or "missing: ..."]}
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import signal
 import sys
 import time
 
-import guard
+import policy
 import runtime
 
 RESULT_LIMIT = 8_000_000
 FRAME = b"\x00autograder-frame:"
+CONFINE_FAILED = 71  # a child's exit status when its system-call filter could not be installed (the grader's fault)
 
 
 def main(request_fd: int, reply_fd: int) -> None:
@@ -37,9 +41,10 @@ def main(request_fd: int, reply_fd: int) -> None:
         os._exit(0)  # not needed after all
     request = json.loads(raw)
     os.set_inheritable(reply_fd, False)
-    reply: dict = {"probes": {}, "definition_errors": [], "events": []}
+    reply: dict = {"probes": {}, "definition_errors": [], "events": [], "layers": []}
     try:
-        guard.install(request.get("kind", "optimizers"))
+        reply["layers"] = policy.confine_measurement(request.get("policy", {}), request.get("kind", "definitions"),
+                                                     tuple(request.get("switched_off", ())))
         deadline = time.monotonic() + request["deadline"]
         cells = _surviving_cells(request, reply, deadline)
         for call in request["calls"]:
@@ -107,6 +112,9 @@ def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> d
     if not isinstance(result, dict) or "ok" not in result:
         if outcome["status"] == -9:  # SIGKILL: the sandbox's memory watchdog, or the kernel's OOM killer
             return {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
+        if outcome["status"] == CONFINE_FAILED:
+            return {"ok": False, "error": "the grader could not confine this check (not your code)",
+                    "grader_problem": True}
         why = f"exit status {outcome['status']}" if outcome["status"] else "no result"
         return {"ok": False, "error": f"your code stopped the grading process ({why})"}
     return result
@@ -136,6 +144,10 @@ def _in_child(body, timeout: float) -> dict:
         code = 0
         try:
             _become_child(write_end)
+            try:
+                policy.confine_child()
+            except BaseException:
+                os._exit(CONFINE_FAILED)
             write = os.write
 
             def send(data: bytes) -> None:

@@ -92,6 +92,7 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
         if timeout is None:
             timeout = max(load_assignment(n).limits.wall_seconds for n in inputs.assignments) + GRACE_SECONDS
         _private_folder(out)
+        _close_to_others(submissions)
         chosen = inputs.assignments[0] if assignment or uploaded else None  # else detected per notebook
         runner = _Runner(out, command or _grader_command(), timeout, _slot_users(jobs, create=command is None),
                          chosen, inputs)
@@ -345,6 +346,17 @@ def _read_json(path: Path) -> dict | None:
 def _counts(rows) -> dict[str, int]:
     found = Counter(row.status for row in rows)
     return {status: found[status] for status in STATUSES}
+
+
+def _close_to_others(path: Path) -> None:
+    """The submissions folder: no other user may enter it (a sandboxed run in the fallback is another user, and
+    the environment's parent folders may be traversable), when it is ours to change."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    if path.is_dir() and info.st_mode & 0o007 and info.st_uid == os.geteuid():
+        path.chmod(info.st_mode & ~0o007)
 
 
 def _private_folder(path: Path) -> None:

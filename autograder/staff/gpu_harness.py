@@ -89,15 +89,21 @@ class HarnessSettings:
         timeout = self.limits(device).cell_timeout
         counts = {"config": BASE_BERT, "ranks": list(self.ranks), "student": own, "constants": constants}
         numeric = {"config": CONFIGS[config], "seed": self.seed, "student": own, "device": device,
-                   "constants": constants, "preload": _cuda_driver_paths() if device == "cuda" else [],
+                   "constants": constants,
                    **BATCHES[config, device]}
         return [Call("counts", "probe_harness_counts", counts, timeout=timeout),
                 Call("numeric", "probe_harness_numeric", numeric, timeout=timeout)]
 
 
+    def libraries(self, device: str) -> tuple[str, ...]:
+        """What the measurement process preloads (the assignment's policy, inside/policy.py): CUDA's driver."""
+        return tuple(_cuda_driver_paths()) if device == "cuda" else ()
+
+
 def _cuda_driver_paths() -> list[str]:
     """The CUDA driver libraries this process loaded. The sandbox scrubs LD_LIBRARY_PATH, through which some
-    machines find the driver; the measurement process loads them by path before its first CUDA call."""
+    machines find the driver; the measurement process loads them by path before its policy is in place (the
+    guard refuses ctypes afterwards), so that torch finds the driver already loaded on its first CUDA call."""
     import torch
     torch.cuda.is_available()  # loads the driver
     try:
@@ -120,9 +126,12 @@ def reference_counts(config: dict, ranks: tuple[int, ...]) -> dict[str, list[int
                 for r in ranks}
 
 
-def _measure(notebook, calls: list[Call], limits: Limits):
-    """The sandboxed run that `grade` uses, with the harness's probes after the assignment's."""
+def _measure(notebook, calls: list[Call], limits: Limits, libraries: tuple[str, ...] = ()):
+    """The sandboxed run that `grade` uses, with the harness's probes after the assignment's and `libraries`
+    added to what the assignment's policy preloads."""
     assignment = load_assignment("hw4_part2")
+    policy = dataclasses.replace(assignment.policy, libraries=assignment.policy.libraries + tuple(libraries))
+    assignment = dataclasses.replace(assignment, policy=policy)
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
     return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits)
 
@@ -136,7 +145,7 @@ def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[s
         reading = read_config(notebook)
         row["lora_config"], row["config_problem"] = reading.effective.to_json(), reading.problem
         calls = settings.calls(device, reading.effective.to_json(), notebook_constants(notebook))
-        run = _measure(notebook, calls, settings.limits(device))
+        run = _measure(notebook, calls, settings.limits(device), settings.libraries(device))
     except SubmissionError as error:
         row["problem"] = error.student_message
         return row

@@ -7,7 +7,8 @@ setuid, rlimits and the OOM killer's order. Which mode, and why, is in `Zygote.n
 
 bubblewrap's view (shared by every run of this zygote; each run adds its own namespaces inside, see isolate.py):
 the Python environment and system libraries read-only, the sandbox package at /sandbox/inside, a fresh /dev,
-/proc and /tmp, no network, no checkout, no home folder.
+/proc and /tmp, no network, no checkout, no home folder; its root and /dev read-only, so that what is shared by
+the runs of one zygote cannot be written by any of them.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
     command += ["--ro-bind", str(INSIDE), SANDBOX_INSIDE, "--chdir", "/"]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU harness: CUDA needs its device files
         command += ["--dev-bind", str(device), str(device)]
+    # Last, once every mount point exists: the view's own tmpfs root (/, /etc, /run, /home) and /dev become
+    # read-only, so nothing one run writes there is seen by the next run of this zygote. Each run's writable
+    # places (/tmp, /var/tmp, /dev/shm, /scratch) are fresh tmpfs mounts of its own (isolate.py).
+    command += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return command + ["--", *argv]
 
 

@@ -1,12 +1,13 @@
 """The Part 1 attack notebooks, each an attack added to a notebook whose honest score is known (EXPECTED.md).
 
 `attacks(...)` takes those bases and returns name -> notebook; the attack cells come from part1_forgeries,
-part1_optim_routes and part1_intrusions. Nothing here runs them.
+part1_optim_routes, part1_intrusions and part1_boundary. Nothing here runs them.
 """
 
 from __future__ import annotations
 
 from tests.submissions import course_nb as nb
+from tests.submissions import part1_boundary as boundary
 from tests.submissions import part1_forgeries as forge
 from tests.submissions import part1_intrusions as intrude
 from tests.submissions import part1_optim_routes as routes
@@ -154,6 +155,15 @@ def attacks(solution: dict, gd_sgd: dict, adagrad_stub: dict, adam_no_bias: dict
         "attack_deep_tree": cell_after(cell_after(gd_sgd, intrude.DEEP_TREE), intrude.DEEP_TREE_TOP, after="torch_adam"),
         "attack_status_injection": cell_after(nb.replaced(adagrad_stub, AdaGrad=intrude.STATUS_ADAGRAD),
                                               intrude.STATUS_TOP, after="torch_adam"),
+        # Issue 19: around the guard, past it, and across runs (AdaGrad and Adam delegate; GD, SGD honest: 15).
+        "attack_boundary_guard_rewrite": nb.replaced(gd_sgd, **boundary.GUARD_REWRITE),
+        "attack_boundary_dir_fd": nb.replaced(gd_sgd, **boundary.DIR_FD),
+        "attack_boundary_realpath": nb.replaced(gd_sgd, **boundary.REALPATH),
+        "attack_boundary_fresh_interpreter": nb.replaced(gd_sgd, **boundary.FRESH_INTERPRETER),
+        "attack_boundary_shared_root": cell_after(gd_sgd, boundary.SHARED_ROOT),
+        "attack_boundary_survivor": cell_after(gd_sgd, boundary.SURVIVOR),
+        "attack_boundary_forge_staff_log": cell_after(gd_sgd, boundary.FORGE_STAFF_LOG),
+        "attack_boundary_classmates": cell_after(gd_sgd, boundary.CLASSMATES),
         '=SUM(1,2)': gd_sgd,  # CSV injection through the file name (the HYPERLINK form needs "/", not legal here)
     }
     return found

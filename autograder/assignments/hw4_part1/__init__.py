@@ -8,7 +8,7 @@ accumulator start or where epsilon goes change the steps ("custom").
 
 from __future__ import annotations
 
-from autograder.assignment import Assignment, Call, Seeds
+from autograder.assignment import Assignment, Call, MeasurementPolicy, Seeds
 from autograder.notebook import Notebook
 from autograder.sandbox import Limits
 
@@ -74,4 +74,7 @@ ASSIGNMENT = Assignment(
     # torch._dynamo: torch.optim imports it on an optimizer's first step (the notebook's given (1c) cell).
     preload=("torch", "torch._dynamo", "numpy"),
     measured="optimizers",
+    # torch.optim and its fused/foreach kernels: unusable and unreadable while the definitions are measured
+    policy=MeasurementPolicy(imports=("torch",), forbidden=("torch.optim",),
+                             kernels=("aten::_fused_", "aten::_foreach_")),
 )

@@ -8,7 +8,7 @@ travels in its probe's arguments and runs there on a small model (cells.py).
 
 from __future__ import annotations
 
-from autograder.assignment import Assignment, Call, Seeds
+from autograder.assignment import Assignment, Call, MeasurementPolicy, Seeds
 from autograder.assignments.hw4_part2.cells import last_layer_cell, notebook_constants
 from autograder.assignments.hw4_part2.config_cell import COURSE_CONFIG, read_config
 from autograder.notebook import Notebook, python_source
@@ -71,4 +71,7 @@ ASSIGNMENT = Assignment(
     run_all_cells=False,
     limits=Limits(wall_seconds=540, cell_timeout=120, memory_mb=640),
     preload=("torch",),
+    # torch.optim and its fused/foreach kernels: unusable and unreadable while the definitions are measured
+    policy=MeasurementPolicy(imports=("torch",), forbidden=("torch.optim",),
+                             kernels=("aten::_fused_", "aten::_foreach_")),
 )
