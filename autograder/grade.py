@@ -121,7 +121,7 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     return {
         "cells": cells, "seed": run_seed,
-        "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
+        "measure": {"cells": notebook.definition_cells(assignment.context), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
                     "calls": [c.to_json() for c in calls]},
     }

@@ -23,6 +23,8 @@ from autograder.notebook import Notebook
 __all__ = ["CaseResult", "Submission", "run_cases"]
 
 INI = Path(__file__).with_name("cases.ini")
+GRADER_ERROR = ("**Not your error:** the grader itself failed while checking this result. Your course staff will "
+                "review this check by hand; its points are not final until they have.")
 
 
 @dataclass
@@ -69,6 +71,7 @@ class CaseResult:
     visibility: str = "visible"
     tags: tuple[str, ...] = ()
     staff_detail: str = ""
+    grader_error: bool = False  # the trusted side raised: staff review it, the student is not told it is theirs
 
 
 class _Collector:
@@ -94,7 +97,7 @@ def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
     entry = rubric.get(getattr(function, "__number__", ""), {})
     doc = entry.get("name") or (function.__doc__ or item.name).strip().split("\n")[0]
     weight = float(entry.get("weight", getattr(function, "__weight__", 0.0)))
-    output, staff = "Passed.", ""
+    output, staff, grader_error = "Passed.", "", False
     if not passed:
         error = call.excinfo.value if call.excinfo else None
         if isinstance(error, NotRun):
@@ -102,12 +105,13 @@ def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
         elif isinstance(error, AssertionError):
             output = str(error).split("\nassert ")[0]  # our message, without pytest's rewritten expression
         else:
-            output = "The grader could not check this result; your course staff have been told."
+            output = GRADER_ERROR
             staff = "".join(traceback.format_exception(error)) if error else "no exception"
+            grader_error = True
     return CaseResult(name=doc, number=getattr(function, "__number__", ""), max_score=weight,
                       score=weight if passed else 0.0, status="passed" if passed else "failed",
                       output=output, visibility=entry.get("visibility", getattr(function, "__visibility__", "visible")),
-                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff)
+                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff, grader_error=grader_error)
 
 
 def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] | None = None

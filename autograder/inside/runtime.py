@@ -33,6 +33,10 @@ except ImportError:  # an assignment without torch
     _Tensor = None
 
 
+# An error of a top-level statement or an import, as the grader receives it: "[top-level] NameError: ...".
+KIND_TAGS = {"context": "[top-level] ", "import": "[import] "}
+
+
 class Missing(Exception):
     """A graded name is absent from the notebook."""
 
@@ -46,11 +50,12 @@ class Runtime:
             self.errors += [(cell["label"], message)] if (message := self.run(cell)) else []
 
     def run(self, cell: dict) -> str:
-        """Execute one import or definition; returns "" or the error's description."""
+        """Execute one import, definition or top-level statement; returns "" or the error's description, tagged
+        with the statement's kind when it is not a definition (KIND_TAGS: the grader words those apart)."""
         try:
             exec(compile(cell["source"], f"<{cell['label']}>", "exec"), self.namespace)
         except BaseException as error:  # SystemExit and KeyboardInterrupt from student code too
-            return self.describe(error)
+            return KIND_TAGS.get(cell.get("kind", ""), "") + self.describe(error)
         return ""
 
     def load(self, name: str, base: str | None = None, not_base: str | None = None):
