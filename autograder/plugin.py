@@ -127,7 +127,29 @@ def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] 
                             "--assert=plain", "-p", "no:cacheprovider", "-p", "no:unraisableexception"], plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
-    return sorted(collector.results, key=lambda r: _number_key(r.number)), log.getvalue()
+    return _said_once(sorted(collector.results, key=lambda r: _number_key(r.number))), log.getvalue()
+
+
+def _said_once(results: list[CaseResult]) -> list[CaseResult]:
+    """Each paragraph of feedback in the first failed test that says it; later tests point back to it instead of
+    repeating it (a class whose __init__ fails would otherwise explain that in every one of its tests)."""
+    first: dict[str, str] = {}
+    for result in results:
+        if result.status != "failed" or result.grader_error:
+            continue
+        kept, repeated = [], []
+        for paragraph in result.output.split("\n\n"):
+            key = paragraph.removeprefix("**Could not run:** ").strip()
+            if len(key) < 40 or key not in first:
+                kept.append(paragraph)
+                first.setdefault(key, result.number or result.name)
+            elif first[key] not in repeated:
+                repeated.append(first[key])
+        if repeated:
+            kept.append(f"(The same reason as test {', '.join(repeated)} above.)" if not kept else
+                        f"(See also test {', '.join(repeated)} above.)")
+            result.output = "\n\n".join(kept)
+    return results
 
 
 @contextlib.contextmanager
