@@ -158,7 +158,7 @@ def containers(draw):
                              max_leaves=6))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(accumulator=containers(), m=containers(), t=st.one_of(st.integers(0, 3), st.floats(allow_nan=True)))
 def test_the_probe_reads_any_container_and_the_cases_judge_it(accumulator, m, t):
     holder = type("State", (), {})()

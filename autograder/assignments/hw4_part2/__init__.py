@@ -71,4 +71,6 @@ ASSIGNMENT = Assignment(
     run_all_cells=False,
     limits=Limits(wall_seconds=540, cell_timeout=120, memory_mb=640),
     preload=("torch",),
+    # The image has no matplotlib and no datasets (the notebook's plots and SST-5 download never run here).
+    absent_modules=("matplotlib", "datasets", "google"),
 )
