@@ -1,7 +1,8 @@
 """What a measurement call's child process holds: the notebook's definitions and the `_autograder` helpers.
 
 Runs inside the sandbox, in a child of the measurement process (measure.py), after the guard (guard.py) is in
-place. The student's imports and definitions are executed into `namespace`, each compiled under its cell's
+place. The student's imports, definitions and allowed top-level statements (the assignment's `context`: constants,
+`device`, data) are executed into `namespace`, each compiled under its cell's
 label so that tracebacks name the cell as Jupyter shows it; the assignment's probe module runs in a namespace of
 its own, where `_autograder` gives it:
   load(name, base=None, not_base=None)  the notebook's last definition of `name` (re-executed), or Missing
