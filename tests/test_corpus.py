@@ -259,7 +259,8 @@ def test_feedback_tells_the_truth(graded):
     results = {name: json.loads((out / f"{name}.json").read_text()) for name in ISSUE_15}
 
     def tests(name, group):
-        return {t["number"]: t["output"] for t in results[name]["tests"] if t.get("number", "").startswith(group)}
+        return {t["number"]: t["output"] for t in results[name]["tests"] if t.get("number") and t["max_score"] > 0
+                and t["number"].startswith(group)}
 
     helper = tests("shared_helper_two_samples", "")
     assert "two training samples" in helper["3.1"] and "See also test 3.1" in helper["4.2"] + helper["5.2"]
