@@ -132,7 +132,7 @@ def _gradient_hint(name: str, X: list, y: list, theta: list, g: list) -> str:
 def check_gradient(submission, name: str) -> None:
     """The first gradient is the loss's gradient (over the whole set for GD, at one sample otherwise); for AdaGrad
     and Adam, at every step, at one sample, and not the same one every time."""
-    got, X, y, kwargs, _ = _observation(submission, name, "handout")
+    got, X, y, _, _ = _observation(submission, name, "handout")
     gradients = got["gradients"]
     if not gradients:
         raise AssertionError(f"`{name}.calculate_gradient` returned nothing the grader could read.")
