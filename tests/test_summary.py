@@ -62,3 +62,12 @@ def test_the_given_cells_are_recognised_by_what_they_do():
             "torch.manual_seed(10605)", "model = LinearModel()", "print('optimizer ready')"]
     assert not any(runs_in_measurement(ast.parse(s).body[0]) for s in given)
     assert all(runs_in_measurement(ast.parse(s).body[0]) for s in kept)
+
+
+def test_part2_runs_only_the_setup_cells_literal_constants():
+    from autograder.assignments.hw4_part2 import literal_constant
+    kept = ["NUM_LABELS = 5", "LEARNING_RATE = 1e-4", "MODEL_NAME = 'bert-base-uncased'", "A = B = (1, 2)"]
+    refused = ["model = AutoModel.from_pretrained(MODEL_NAME)", "trainer.train()", "config.r = 4",
+               "data = load_dataset('sst5')", "x += 1"]
+    assert all(literal_constant(ast.parse(s).body[0]) for s in kept)
+    assert not any(literal_constant(ast.parse(s).body[0]) for s in refused)
