@@ -174,3 +174,14 @@ def test_the_probe_reads_any_container_and_the_cases_judge_it(accumulator, m, t)
             check(fake_submission(observation))
         except AssertionError:
             pass
+
+
+def test_an_optimizer_that_does_nothing_earns_no_start_point():
+    """No state to read and no step taken: nothing shows a right start (the forged-class attack's AdaGrad)."""
+    idle = ("class AdaGrad:\n    def __init__(self, lr=0.001, epsilon=1e-7):\n        self.lr = lr\n\n"
+            "    def calculate_gradient(self, X, y, model):\n        return torch.zeros(1, 2), torch.tensor(0.0)\n\n"
+            "    def apply_gradient(self, grads, model):\n        pass\n")
+    adam = inspect.getsource(part1.Adam).replace("        model.w = model.w - ", "        _ = model.w - ").replace(
+        "        model.b = model.b - ", "        _ = model.b - ")
+    found = judged(scope_with(AdaGrad=idle, Adam=adam))
+    assert "does not move" in found["4.1"] and found["4.2"] and "does not move" in found["5.1"]

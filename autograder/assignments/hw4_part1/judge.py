@@ -174,6 +174,19 @@ def _state_values(state: dict, key: str):
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in value) else None
 
 
+def _descends(got: dict) -> bool:
+    """Whether the first step moved the parameters against the gradient calculate_gradient returned (or at all,
+    when that gradient cannot be read): an update rule is at work, whatever its state is called."""
+    first = got["trajectory"][0]
+    moved = [a - b for a, b in zip(rule.START, first)]
+    if not all(math.isfinite(x) for x in moved) or not any(abs(x) > 1e-9 for x in moved):
+        return False
+    gradient = got["gradients"][0] if got["gradients"] else None
+    if not _numbers(gradient) or not all(math.isfinite(x) for x in gradient):
+        return True
+    return all(m * g > 0 or abs(g) <= 1e-12 or abs(m) <= 1e-9 for m, g in zip(moved, gradient))
+
+
 def _first_steps(submission, name: str, mistake: str | None = None) -> tuple[dict, bool]:
     got, X, y, kwargs, _ = _observation(submission, name, "custom")
     trajectory = got["trajectory"][:STATE_STEPS]
@@ -189,13 +202,14 @@ def check_accumulator_start(submission) -> None:
     if follows:
         return
     values = _state_values(got.get("state_before"), "accumulator")
-    if values is not None:
-        if all(abs(x - 0.1) <= 1e-6 for x in values):
-            return
-        raise AssertionError(f"Before the first step your accumulator holds `{fmt(values, 6)}`; every entry should "
-                             "start at 0.1, as in the handout.")
-    if _first_steps(submission, "AdaGrad", "accumulator_from_zero")[1]:
+    if values is not None and not all(abs(x - 0.1) <= 1e-6 for x in values):
+        raise AssertionError(f"Before the first step your accumulator holds `{fmt(values, 6)}`. The accumulator "
+                             "starts at 0.1 in every entry, as in the handout.")
+    if values is None and _first_steps(submission, "AdaGrad", "accumulator_from_zero")[1]:
         raise AssertionError("Your first steps are those of an accumulator that starts at 0; it should start at 0.1.")
+    if not _descends(got):
+        raise AssertionError("`AdaGrad`'s first step does not move `w` and `b` against the gradient its "
+                             "`calculate_gradient` returned, so nothing shows an accumulator that starts at 0.1.")
 
 
 def check_adam_state(submission) -> None:
@@ -215,3 +229,6 @@ def check_adam_state(submission) -> None:
     if got.get("error") is None and t_after is not None and len(t_after) == 1 and t_after[0] != steps:
         raise AssertionError(f"After {steps} steps `t` should be {steps}; yours is `{fmt(t_after[0])}`.\n\n"
                              "Likely mistake: `t` is not counted: increment `self.t` once per step.")
+    if not follows and not _descends(got):
+        raise AssertionError("`Adam`'s first step does not move `w` and `b` against the gradient its "
+                             "`calculate_gradient` returned, so nothing shows m, v and t starting at 0.")
