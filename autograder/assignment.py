@@ -7,6 +7,7 @@ Nothing else in the engine knows about any homework.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import importlib
@@ -101,6 +102,12 @@ class Assignment:
     # What the measurement process forbids is described to students as "while your {measured} are measured".
     measured: str = "definitions"
     policy: MeasurementPolicy = field(default_factory=MeasurementPolicy)
+    # Which of the notebook's other top-level statements also run where the graded code is measured (its
+    # constants, `device`, data: globals a graded class may read), e.g. all but the given evaluation cells.
+    # None: only imports and definitions run there.
+    context: Callable[[ast.stmt], bool] | None = None
+    # Packages the grader's image leaves out on purpose (matplotlib, say): importing them is not the student's error.
+    absent_modules: tuple[str, ...] = ()
 
     @property
     def folder(self) -> Path:

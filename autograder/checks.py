@@ -37,4 +37,7 @@ def assert_close(got, expected, what: str, rtol: float = 1e-4, atol: float = 1e-
     else:
         ok = _all_close(got, expected, rtol, atol)
     if not ok:
-        raise AssertionError(f"{what}: expected `{fmt(expected)}`, got `{fmt(got)}`." + (f"\n\n{hint}" if hint else ""))
+        digits = next((d for d in range(4, 13) if fmt(expected, d) != fmt(got, d)), 12)  # enough to tell them apart
+        raise AssertionError(f"{what}: expected `{fmt(expected, digits)}`, got `{fmt(got, digits)}`."
+                             + (f"\n\n{hint}" if hint else ""))
+

@@ -104,12 +104,15 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
+    staff += [f"GRADER ERROR in test {case.number}: needs review (traceback below)" for case in cases
+              if case.grader_error]
     staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak private memory "
                  f"{run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     if run.reply is not None:  # written by the measurement process before any student code existed
         staff.append("measurement policy layers: " + (", ".join(map(str, run.reply.get("layers", []))) or "none"))
-    summary = _summary(notebook, assignment, run, notes)
+    summary, quiet = _summary(notebook, assignment, run, notes)
+    staff += quiet
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
                          detail=run.problem or "; ".join(e for e in run.reply.get("events", []) if e.startswith("the ")))
@@ -123,7 +126,7 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     return {
         "cells": cells, "seed": run_seed,
-        "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
+        "measure": {"cells": notebook.definition_cells(assignment.context), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
                     "policy": assignment.policy.to_json(),
                     "calls": [c.to_json() for c in calls]},
@@ -177,42 +180,81 @@ def _grade_without_run(assignment: Assignment, message: str, started: float) -> 
                          status="invalid", detail=message)
 
 
-def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) -> str:
+def _left_out(error: str, assignment: Assignment) -> str:
+    """The package the image leaves out on purpose that `error` is about, or ""."""
+    for module in assignment.absent_modules:
+        if f"No module named '{module}" in error:
+            return module
+    return ""
+
+
+def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) -> tuple[str, list[str]]:
+    """The student's summary, and staff-only lines: what the student's notebook did not cause or need not fix."""
     lines = [f"Graded `{notebook.path.name}` as **{assignment.title}**."] + notes
+    quiet: list[str] = []
     lines += [f"- {error}" for error in notebook.syntax_errors]
     if run.reply is None:
         lines.append(f"**Your notebook could not be run: {run.problem}.** Every check below scores 0.")
         if run.memory_exceeded:
             lines.append("It used more memory than allowed; look for a loop that keeps allocating.")
-        return "\n\n".join(lines)
+        return "\n\n".join(lines), quiet
     cells = run.reply.get("cells", [])
     labels = {c.id: c.label for c in notebook.cells}
     failed = [c for c in cells if c.get("status") not in ("ok", "skipped")]
+    left_out = sorted({m for c in failed if (m := _left_out(str(c.get("error", "")), assignment))})
+    checks = [c for c in failed if str(c.get("error", "")).startswith("AssertionError")]
+    errors = [c for c in failed if c not in checks and not _left_out(str(c.get("error", "")), assignment)]
     if assignment.run_all_cells:
-        if failed:
-            first = failed[0]
-            lines.append(f"Your notebook ran top to bottom: {len(cells)} code cells, {len(failed)} with errors. "
+        if errors:
+            first = errors[0]
+            lines.append(f"Your notebook ran top to bottom: {len(cells)} code cells, {len(errors)} with errors. "
                          f"The first was {labels.get(first['id'], first['id'])}: "
                          f"`{first.get('error', first.get('status'))}`.")
-            lines += [f"- {labels.get(c['id'], c['id'])}: `{c.get('error', c['status'])}`" for c in failed[1:8]]
+            lines += [f"- {labels.get(c['id'], c['id'])}: `{c.get('error', c['status'])}`" for c in errors[1:8]]
         else:
-            lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells).")
+            lines.append(f"Your notebook ran top to bottom without errors ({len(cells)} code cells"
+                         + (", not counting the notebook's own checks below)." if checks else ")."))
+        if checks:
+            lines.append("The notebook's own checks (its `assert` cells; they cost nothing, the grader's checks "
+                         "below decide the score) that failed in that run: "
+                         + "; ".join(f"{labels.get(c['id'], c['id'])}: `{c.get('error')}`" for c in checks[:6]) + ".")
     else:
         lines.append("Only your notebook's imports, functions and classes were run (no downloads, no training).")
     events = run.reply.get("events", [])
     stopped = [e for e in events if e.startswith("the notebook run ")]
     if stopped:
         lines.append(f"{stopped[0].capitalize()} and was stopped. The checks below do not depend on it: they "
-                     "measured your functions and classes on their own, with only your imports and definitions.")
+                     "measured your functions and classes on their own.")
     for event in events:
         if event.startswith("definition stopped its process: "):
-            lines.append(f"A definition in {event.split(': ', 1)[1]} stopped the grading process (`os._exit`, say); "
+            lines.append(f"A statement in {event.split(': ', 1)[1]} stopped the grading process (`os._exit`, say); "
                          "it was left out of the checks.")
-    for label, error in run.reply.get("definition_errors", [])[:5]:
-        lines.append(f"Running the imports and definitions of {label} raised `{error}`.")
+    shown = 0
+    for label, error in run.reply.get("definition_errors", []):
+        kind, text = _kind(error)
+        module = _left_out(text, assignment)
+        left_out += [module] if module and module not in left_out else []
+        # Top-level statements are reported by the notebook run, above; a refusal of an import is the grader's
+        # sandbox at work (the course's own import cells), not the student's error.
+        if kind == "top-level" or module or (kind == "import" and text.startswith("Refused")):
+            quiet.append(f"measurement: {kind or 'definition'} of {label}: {text}")
+        elif shown < 5:
+            shown += 1
+            lines.append(f"Running the {'imports' if kind == 'import' else 'definitions'} of {label} raised `{text}`.")
+    if left_out:
+        lines.append(f"Not installed on the grader, on purpose: {', '.join(f'`{m}`' for m in sorted(left_out))}. "
+                     "What needs it was skipped; that costs nothing.")
     if run.memory_exceeded:
         lines.append("Your code used more memory than allowed, so the process holding it was stopped; "
                      "look for a loop that keeps allocating.")
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
-    return "\n\n".join(lines)
+    return "\n\n".join(lines), quiet
+
+
+def _kind(error: str) -> tuple[str, str]:
+    """("top-level" | "import" | "", the error) from a measurement error's tag (inside/runtime.py's KIND_TAGS)."""
+    for kind in ("top-level", "import"):
+        if error.startswith(f"[{kind}] "):
+            return kind, error[len(kind) + 3:]
+    return "", error

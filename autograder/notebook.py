@@ -11,6 +11,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -62,19 +63,30 @@ class Notebook:
     cells: list[CodeCell]
     definitions: dict[str, list[Definition]] = field(default_factory=dict)
     imports: list[tuple[CodeCell, int, str]] = field(default_factory=list)  # top-level imports: cell, line, text
+    # Every other top-level statement (constants, `device`, data, calls): cell, line, text, its syntax tree.
+    statements: list[tuple[CodeCell, int, str, ast.stmt]] = field(default_factory=list)
     syntax_errors: list[str] = field(default_factory=list)  # one Markdown line each
 
     def last(self, name: str, where=lambda d: True) -> Definition | None:
         matches = [d for d in self.definitions.get(name, []) if where(d)]
         return matches[-1] if matches else None
 
-    def definition_cells(self) -> list[dict]:
+    def definition_cells(self, context: Callable[[ast.stmt], bool] | None = None) -> list[dict]:
         """Every top-level import (one each: a missing package costs only its names), then every def and class
-        in notebook order: what the measurements need, without the notebook's top-level work."""
-        imports = [{"label": cell.label, "source": "\n" * (line - 1) + text} for cell, line, text in self.imports]
-        definitions = sorted((d for group in self.definitions.values() for d in group),
-                             key=lambda d: (d.cell.index, d.line))
-        return imports + [{"label": d.cell.label, "source": "\n" * (d.line - 1) + d.source} for d in definitions]
+        in notebook order: what the measurements need. With `context`, the top-level statements it accepts run
+        among them, in notebook order (the notebook's constants, `device`, data), each on its own, so that a
+        graded class sees the globals the student's notebook defines; the rest of the notebook's top-level work
+        (`context` refuses the given evaluation loops, say) never runs there. "kind" says which is which."""
+        imports = [{"label": cell.label, "source": "\n" * (line - 1) + text, "kind": "import"}
+                   for cell, line, text in self.imports]
+        ordered = [(d.cell.index, d.line, {"label": d.cell.label, "source": "\n" * (d.line - 1) + d.source,
+                                           "kind": "definition"})
+                   for group in self.definitions.values() for d in group]
+        if context is not None:
+            ordered += [(cell.index, line, {"label": cell.label, "source": "\n" * (line - 1) + text,
+                                            "kind": "context"})
+                        for cell, line, text, node in self.statements if context(node)]
+        return imports + [entry for _, _, entry in sorted(ordered, key=lambda item: item[:2])]
 
     def sources(self) -> dict[str, str]:
         """Cell label -> the cell as plain Python, to quote a failing line."""
@@ -173,3 +185,7 @@ def _index_cell(notebook: Notebook, cell: CodeCell) -> None:
             kind = "class" if isinstance(node, ast.ClassDef) else "function"
             notebook.definitions.setdefault(node.name, []).append(
                 Definition(node.name, kind, bases, cell, start, "\n".join(lines)))
+        else:
+            text = ast.get_source_segment(source, node)
+            if text:
+                notebook.statements.append((cell, node.lineno, text, node))

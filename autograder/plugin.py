@@ -25,6 +25,8 @@ from autograder.rubric import Row, check_matches
 __all__ = ["CaseResult", "Submission", "run_cases"]
 
 INI = Path(__file__).with_name("cases.ini")
+GRADER_ERROR = ("**Not your error:** the grader itself failed while checking this result. Your course staff will "
+                "review this check by hand; its points are not final until they have.")
 
 
 @dataclass
@@ -71,6 +73,7 @@ class CaseResult:
     visibility: str = "visible"
     tags: tuple[str, ...] = ()
     staff_detail: str = ""
+    grader_error: bool = False  # the trusted side raised: staff review it, the student is not told it is theirs
 
 
 class _Collector:
@@ -97,7 +100,7 @@ def _result(item, call, passed: bool, rubric: dict[str, Row]) -> CaseResult:
     number = getattr(function, "__number__", "")
     row = rubric.get(number, Row(weight=0.0))
     doc = row.name or (function.__doc__ or item.name).strip().split("\n")[0]
-    output, staff = "Passed.", ""
+    output, staff, grader_error = "Passed.", "", False
     if not passed:
         error = call.excinfo.value if call.excinfo else None
         if isinstance(error, NotRun):
@@ -105,11 +108,12 @@ def _result(item, call, passed: bool, rubric: dict[str, Row]) -> CaseResult:
         elif isinstance(error, AssertionError):
             output = str(error).split("\nassert ")[0]  # our message, without pytest's rewritten expression
         else:
-            output = "The grader could not check this result; your course staff have been told."
+            output = GRADER_ERROR
             staff = "".join(traceback.format_exception(error)) if error else "no exception"
+            grader_error = True
     return CaseResult(name=doc, number=number, max_score=row.weight, score=row.weight if passed else 0.0,
                       status="passed" if passed else "failed", output=output, visibility=row.visibility,
-                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff)
+                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff, grader_error=grader_error)
 
 
 def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) -> tuple[list[CaseResult], str]:
@@ -126,7 +130,29 @@ def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) 
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
     check_matches(rubric, [r.number for r in collector.results], str(cases_path))
-    return sorted(collector.results, key=lambda r: _number_key(r.number)), log.getvalue()
+    return _said_once(sorted(collector.results, key=lambda r: _number_key(r.number))), log.getvalue()
+
+
+def _said_once(results: list[CaseResult]) -> list[CaseResult]:
+    """Each paragraph of feedback in the first failed test that says it; later tests point back to it instead of
+    repeating it (a class whose __init__ fails would otherwise explain that in every one of its tests)."""
+    first: dict[str, str] = {}
+    for result in results:
+        if result.status != "failed" or result.grader_error:
+            continue
+        kept, repeated = [], []
+        for paragraph in result.output.split("\n\n"):
+            key = paragraph.removeprefix("**Could not run:** ").strip()
+            if len(key) < 40 or key not in first:
+                kept.append(paragraph)
+                first.setdefault(key, result.number or result.name)
+            elif first[key] not in repeated:
+                repeated.append(first[key])
+        if repeated:
+            kept.append(f"(The same reason as test {', '.join(repeated)} above.)" if not kept else
+                        f"(See also test {', '.join(repeated)} above.)")
+            result.output = "\n\n".join(kept)
+    return results
 
 
 @contextlib.contextmanager

@@ -146,7 +146,13 @@ STUBS = {"AdaGrad": "error: NotImplementedError", "Adam": "error: NotImplemented
 BEHAVIOUR = {
     **{name: SAME for name in ("course_correct", "course_sgd_numpy_rng", "course_permutation_sampling",
                                "course_style_variants", "course_autograd_gradients", "course_colab_leftovers",
-                               "course_saved_by_jupyter")},
+                               "course_saved_by_jupyter", "course_device_state", "course_num_examples",
+                               "course_state_float_tuple", "course_state_scalar_tensors", "course_state_dict",
+                               "course_state_one_tensor", "course_state_numpy", "course_b_shape_changes",
+                               "course_shared_helper", "course_autograd_everywhere", "course_slow_loops")},
+    # One slip in a helper SGD, AdaGrad and Adam share: all three draw two samples.
+    "shared_helper_two_samples": {**SAME, "SGD": "differs", "AdaGrad": "differs", "Adam": "differs"},
+    "adagrad_init_error": {**SAME, "AdaGrad": "error: NameError"},
     "partial_gd_sgd": {**SAME, **STUBS},
     "partial_adagrad_stub": {**SAME, "AdaGrad": STUBS["AdaGrad"]},
     # One mistake, in one place: name -> what differs.
@@ -155,7 +161,9 @@ BEHAVIOUR = {
         ("adam_t_fixed_at_one", "Adam"),
         ("adagrad_accumulator_zero", "AdaGrad"), ("adagrad_eps_inside_sqrt", "AdaGrad"),
         ("adagrad_no_sqrt", "AdaGrad"), ("adagrad_b_not_updated", "AdaGrad"), ("gd_missing_factor_2", "GD"),
-        ("loss_sum_reduction", "loss"), ("sgd_full_batch", "SGD"), ("sgd_two_samples", "SGD"))},
+        ("loss_sum_reduction", "loss"), ("sgd_full_batch", "SGD"), ("sgd_two_samples", "SGD"),
+        ("adagrad_reads_X_train", "AdaGrad"), ("adagrad_abs_not_square", "AdaGrad"),
+        ("adam_state_reset_each_step", "Adam"))},
     # Where torch.optim may run, every route to it is a working optimizer: the attacks are real.
     **{f"attack_optim_{route}": SAME for route in ("direct", "thread", "settrace_none", "file_renamed", "helper_cell",
                                                     "exec_source", "reload", "gc_objects", "functional", "foreach",

@@ -39,7 +39,8 @@ def test_a_group_gets_a_row_per_member_with_gradescope_score_and_changed(tmp_pat
             Row(crashed, "crashed", "the grader exited with status 3", None, 1.0)]
     reports.write_reports(rows, tmp_path)
     grades = _read(tmp_path / "grades.csv")
-    assert list(grades[0])[:10] == list(reports.GRADES_COLUMNS) and list(grades[0])[10:] == ["1.1", "1.2", "detail"]
+    columns = len(reports.GRADES_COLUMNS)
+    assert list(grades[0])[:columns] == list(reports.GRADES_COLUMNS) and list(grades[0])[columns:] == ["1.1", "1.2", "detail"]
     assert [(g["submission"], g["name"], g["email"], g["sid"]) for g in grades] == [
         ("submission_1", "Alan Turing", "alan@example.edu", "1"),
         ("submission_1", "Grace Hopper", "grace@example.edu", ""),
@@ -76,3 +77,12 @@ def test_student_text_reaches_the_csv_neutralised(tmp_path):
     assert not any(c.startswith(reports.FORMULA_START) for line in csv.reader(raw.splitlines()) for c in line)
     text = reports.summary_text([Row(entry, "invalid", "bad\x1b]0;pwned\x07 notebook", None, 1.0)], tmp_path)
     assert "\x1b" not in text and "\x07" not in text  # no terminal escapes from student text on the console
+
+
+def test_checks_the_grader_failed_on_are_counted_for_review(tmp_path):
+    flagged = _results(1.0, (1.0, 0.0)) | {"extra_data": {"status": "ok", "detail": "", "needs_review": ["1.2"]}}
+    rows = [Row(Entry("submission_1", tmp_path / "submission_1", ()), "ok", "", flagged, 1.0),
+            Row(Entry("submission_2", tmp_path / "submission_2", ()), "ok", "", _results(3.0, (1.0, 2.0)), 1.0)]
+    reports.write_reports(rows, tmp_path)
+    assert [g["needs_review"] for g in _read(tmp_path / "grades.csv")] == ["1.2", ""]
+    assert "1 need review" in reports.summary_text(rows, tmp_path)

@@ -53,3 +53,23 @@ def test_a_planted_link_is_replaced_not_written_through(tmp_path):
 def test_console_table_lists_visible_tests_and_the_total():
     table = console_table(build_results([case("1.1", True), case("1.2", False)], "s", 1.0, staff_log="x"))
     assert "case 1.1" in table and "FAIL" in table and "2 / 4" in table and "Grader log" not in table
+
+
+def test_a_grader_error_is_flagged_for_review_not_blamed_on_the_student(tmp_path):
+    """A case that raised on the trusted side (plugin: neither AssertionError nor NotRun) is marked in the test's
+    extra_data, counted in the results' needs_review, and its traceback goes to the staff log only."""
+    from autograder.plugin import GRADER_ERROR, run_cases
+    from autograder.plugin import Submission
+    cases = tmp_path / "cases.py"
+    cases.write_text("def test_ok(submission):\n    pass\n\n\ndef test_broken(submission):\n    {}['missing']\n\n\n"
+                     "def test_wrong(submission):\n    raise AssertionError('expected 1, got 2')\n")
+    results, _ = run_cases(cases, Submission(None, {}, "", {}, None, None))
+    by_name = {r.name: r for r in results}
+    assert by_name["test_broken"].grader_error and by_name["test_broken"].output == GRADER_ERROR
+    assert not by_name["test_wrong"].grader_error and not by_name["test_ok"].grader_error
+    built = build_results(results, "summary", 1.0)
+    jsonschema.validate(built, SCHEMA)
+    flagged = [t for t in built["tests"] if t.get("extra_data", {}).get("status") == "grader_error"]
+    assert [t["name"] for t in flagged] == ["test_broken"] and built["extra_data"]["needs_review"] == ["test_broken"]
+    staff = next(t for t in built["tests"] if t["visibility"] == "hidden")["output"]
+    assert "KeyError" in staff and "needs review" in staff and "KeyError" not in flagged[0]["output"]

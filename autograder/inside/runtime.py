@@ -1,7 +1,8 @@
 """What a measurement call's child process holds: the notebook's definitions and the `_autograder` helpers.
 
 Runs inside the sandbox, in a child of the measurement process (measure.py), after the guard (guard.py) is in
-place. The student's imports and definitions are executed into `namespace`, each compiled under its cell's
+place. The student's imports, definitions and allowed top-level statements (the assignment's `context`: constants,
+`device`, data) are executed into `namespace`, each compiled under its cell's
 label so that tracebacks name the cell as Jupyter shows it; the assignment's probe module runs in a namespace of
 its own, where `_autograder` gives it:
   load(name, base=None, not_base=None)  the notebook's last definition of `name` (re-executed), or Missing
@@ -33,6 +34,10 @@ except ImportError:  # an assignment without torch
     _Tensor = None
 
 
+# An error of a top-level statement or an import, as the grader receives it: "[top-level] NameError: ...".
+KIND_TAGS = {"context": "[top-level] ", "import": "[import] "}
+
+
 class Missing(Exception):
     """A graded name is absent from the notebook."""
 
@@ -46,11 +51,12 @@ class Runtime:
             self.errors += [(cell["label"], message)] if (message := self.run(cell)) else []
 
     def run(self, cell: dict) -> str:
-        """Execute one import or definition; returns "" or the error's description."""
+        """Execute one import, definition or top-level statement; returns "" or the error's description, tagged
+        with the statement's kind when it is not a definition (KIND_TAGS: the grader words those apart)."""
         try:
             exec(compile(cell["source"], f"<{cell['label']}>", "exec"), self.namespace)
         except BaseException as error:  # SystemExit and KeyboardInterrupt from student code too
-            return self.describe(error)
+            return KIND_TAGS.get(cell.get("kind", ""), "") + self.describe(error)
         return ""
 
     def load(self, name: str, base: str | None = None, not_base: str | None = None):

@@ -22,8 +22,8 @@ __all__ = ["FORMULA_START", "GRADES_COLUMNS", "STATUSES", "Row", "cell", "change
 
 STATUSES = ("ok", "timeout", "crashed", "invalid")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-GRADES_COLUMNS = ("submission", "name", "email", "sid", "file", "status", "total", "gradescope_score", "changed",
-                  "max_total")  # then one column per test number, then "detail"
+GRADES_COLUMNS = ("submission", "name", "email", "sid", "file", "status", "needs_review", "total", "gradescope_score",
+                  "changed", "max_total")  # then one column per test number, then "detail"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")  # terminal escapes included
 
 
@@ -79,6 +79,8 @@ def summary_text(rows: list[Row], out: Path) -> str:
              f"mean total {sum(totals) / len(totals):.2f}" if totals else "no results"]
     if any(row.entry.recorded_score is not None for row in rows):
         lines.append(f"{len(moved)} totals differ from the score Gradescope recorded (changed=yes in grades.csv)")
+    review = [row for row in rows if _needs_review(row.results)]
+    lines.append(f"{len(review)} need review (the grader failed on a check: needs_review in grades.csv)")
     lines.append(f"grades: {out / 'grades.csv'}; per test: {out / 'summary.csv'}")
     lines += [f"  {r.status:<8} {_printable(r.entry.key)}: {_printable(r.detail)}"
               for r in rows if r.status != "ok"][:30]
@@ -90,12 +92,18 @@ def _grade_lines(row: Row, numbers: list[str]) -> Iterable[list]:
     notebook = (results.get("extra_data") or {}).get("notebook") or _graded_name(results.get("output", ""))
     file = row.entry.path.name + (f"/{notebook}" if notebook and row.entry.path.is_dir() else "")
     ours = _total(row)
-    values = [row.status, ours, row.entry.recorded_score, changed(ours, row.entry.recorded_score),
+    values = [row.status, " ".join(_needs_review(results)), ours, row.entry.recorded_score, changed(ours, row.entry.recorded_score),
               sum(t["max_score"] for t in scored.values()) if row.results else None,
               *(scored[n]["score"] if n in scored else None for n in numbers), row.detail]
     for person in row.entry.submitters or (None,):
         who = [person.name, person.email, person.sid] if person else ["", "", ""]
         yield [row.entry.key, *who, file, *values]
+
+
+def _needs_review(results: dict | None) -> list[str]:
+    """Numbers of the tests where the grader itself failed (results.json's extra_data.needs_review)."""
+    found = ((results or {}).get("extra_data") or {}).get("needs_review")
+    return [str(n) for n in found] if isinstance(found, list) else []
 
 
 def _total(row: Row) -> float | None:

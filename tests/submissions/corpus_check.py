@@ -53,7 +53,11 @@ def definitions(notebook: dict) -> str:
 
 
 def load(name: str) -> dict:
-    namespace: dict = {"__name__": f"corpus_{name}"}
+    """The definitions, and the notebook globals some of them read (as the notebook defines them, except the
+    row count: these problems have 24 rows)."""
+    X_train, y_train = part1.make_data()
+    namespace: dict = {"__name__": f"corpus_{name}", "device": torch.device("cpu"), "NUM_EXAMPLES": 24,
+                       "X_train": X_train, "y_train": y_train}
     exec(compile(definitions(nb.load(CORPUS / f"{name}.ipynb")), name, "exec"), namespace)
     return namespace
 

@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script
 from tests.submissions import course_nb as nb  # noqa: E402
 from tests.submissions import part1_attacks  # noqa: E402
 from tests.submissions import part1_students as student  # noqa: E402
+from tests.submissions import part1_styles as style  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "hw4_part1"
@@ -82,6 +83,33 @@ CORRECT = {
     "partial_adagrad_stub": PARTIAL_ADAGRAD_STUB,
 }
 
+def _with_helper(helper: str) -> dict:
+    """SGD, AdaGrad and Adam all drawing through one helper of the student's, in a cell of its own."""
+    notebook = nb.replaced(SOLUTION, SGD=nb.text(nb.cell(SOLUTION, "SGD")).split("\n\n\nclass SGD")[0]
+                           + "\n\n\n" + style.HELPER_SGD)
+    notebook = nb.patched(notebook, ("AdaGrad", *style.HELPER_DRAW), ("Adam", *style.HELPER_DRAW))
+    return nb.inserted(notebook, helper, after="q2b", name="helper")
+
+
+# Correct in the styles issue 15 names: the notebook's globals, state in any container, b's shape, autograd, loops.
+CORRECT.update({
+    "course_device_state": nb.replaced(SOLUTION, AdaGrad=style.DEVICE_ADAGRAD, Adam=style.DEVICE_ADAM),
+    "course_num_examples": nb.inserted(nb.replaced(SOLUTION, SGD=nb.text(nb.cell(SOLUTION, "SGD")).split(
+        "\n\n\nclass SGD")[0] + "\n\n\n" + style.NUMPY_SGD, AdaGrad=style.NUM_EXAMPLES_ADAGRAD),
+        style.NUM_EXAMPLES_CELL, after="LR_MSE", name="constants"),
+    "course_state_float_tuple": nb.replaced(SOLUTION, AdaGrad=style.FLOAT_TUPLE_ADAGRAD, Adam=style.LAZY_DICT_ADAM),
+    "course_state_scalar_tensors": nb.replaced(SOLUTION, AdaGrad=style.SCALAR_TENSOR_TUPLE_ADAGRAD,
+                                               Adam=style.NUMPY_ADAM),
+    "course_state_dict": nb.replaced(SOLUTION, AdaGrad=style.DICT_ADAGRAD),
+    "course_state_one_tensor": nb.replaced(SOLUTION, AdaGrad=style.ONE_TENSOR_ADAGRAD),
+    "course_state_numpy": nb.replaced(SOLUTION, AdaGrad=style.NUMPY_ADAGRAD),
+    "course_b_shape_changes": nb.replaced(SOLUTION, GD=style.B_SHAPE_GD),
+    "course_shared_helper": _with_helper(style.SHARED_HELPER),
+    "course_autograd_everywhere": nb.patched(SOLUTION, ("AdaGrad", *style.AUTOGRAD_DRAW), ("Adam", *style.AUTOGRAD_DRAW)),
+    "course_slow_loops": nb.replaced(SOLUTION, GD=nb.text(nb.cell(SOLUTION, "GD")).split("\n\n\nclass GD")[0]
+                                     + "\n\n\n" + style.LOOP_GD),
+})
+
 ADAM_STEP = "(torch.sqrt(v_hat[{0}]) + self.epsilon)"
 ADAGRAD_STEP = "(torch.sqrt(G_{0}) + self.epsilon)"
 SGD_DRAW = "_squared_error_gradient(*_one_sample(X, y), model)"
@@ -110,6 +138,12 @@ WRONG = {  # one honest mistake each, on the solution
     "sgd_two_samples": nb.patched(SOLUTION, ("SGD", "        return " + SGD_DRAW,
                                              "        i = torch.randint(0, len(X), (2,))  # two points per step\n"
                                              "        return _squared_error_gradient(X[i], y[i], model)")),
+    # Issue 15: a slip in one place costs that place only.
+    "shared_helper_two_samples": _with_helper(style.TWO_SAMPLE_HELPER),
+    "adagrad_reads_X_train": nb.patched(SOLUTION, ("AdaGrad", *style.ADAGRAD_READS_X_TRAIN)),
+    "adagrad_abs_not_square": nb.patched(SOLUTION, ("AdaGrad", *style.ADAGRAD_ABS_NOT_SQUARE)),
+    "adam_state_reset_each_step": nb.patched(SOLUTION, ("Adam", *style.ADAM_STATE_RESET)),
+    "adagrad_init_error": nb.patched(SOLUTION, ("AdaGrad", *style.ADAGRAD_INIT_ERROR)),
 }
 
 

@@ -1,7 +1,7 @@
 """HW4 Part 1 probes: what is measured in the measurement process, with the student's definitions.
 
-Each entry point runs in a fresh process holding only the notebook's imports and definitions (loaded by
-`_autograder.load`), where torch.optim cannot run. Inputs arrive as JSON; results leave as plain lists and numbers.
+Each entry point runs in a fresh process holding the notebook's imports, definitions and top-level context (its
+constants, `device`, data; never the given evaluation cells; graded classes loaded by `_autograder.load`), where torch.optim cannot run. Inputs arrive as JSON; results leave as plain lists and numbers.
 The grader's cases (cases.py) judge them: the optimizers' runs step by step against the update rule (replay.py).
 The reference answers for forward and loss come from the same functions called with the solution's classes.
 """
@@ -10,10 +10,15 @@ import torch
 
 
 def _flat(value) -> list:
-    """w (1, 2) and b () as one flat list of floats, whatever shapes the student used."""
+    """w (1, 2) and b () as one flat list of floats, whatever shapes and containers the student used (tuples,
+    lists, dicts in their order, tensors, numpy arrays, plain numbers)."""
+    if isinstance(value, dict):
+        value = list(value.values())
     if isinstance(value, (tuple, list)):
         return [x for part in value for x in _flat(part)]
-    return torch.as_tensor(value, dtype=torch.float32).detach().reshape(-1).tolist()
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float64).reshape(-1).tolist()
+    return torch.as_tensor(value, dtype=torch.float64).detach().reshape(-1).tolist()
 
 
 def _readable(grads):
@@ -31,7 +36,8 @@ def _state(optimizer) -> dict:
     for name in ("accumulator", "m", "v", "t"):
         if hasattr(optimizer, name):
             try:
-                state[name] = _flat(getattr(optimizer, name))
+                value = getattr(optimizer, name)
+                state[name] = None if value is None else _flat(value)  # None: created at the first step
             except Exception as error:  # state the probe cannot read is reported, not fatal
                 state[name] = f"unreadable: {type(error).__name__}"
     return state
@@ -51,21 +57,39 @@ def measure_loss(loss, args: dict) -> dict:
 
 
 def measure_optimizer(Optimizer, Model, X, y, kwargs: dict, steps: int, describe=repr) -> dict:
-    """`steps` steps from a fresh model: the parameters after each, the first gradients, the state around them."""
-    result = {"trajectory": [], "gradients": [], "error": None}
+    """`steps` steps from a fresh model: the parameters after each, the gradient calculate_gradient returned at
+    each (read before apply_gradient runs), the state around them; on an error, the method that raised it."""
+    result = {"trajectory": [], "gradients": [], "error": None, "failed_in": None}
+    where = "__init__"
     try:
         optimizer = Optimizer(**kwargs)
+        where = "LinearModel()"
         model = Model()
         result["state_before"] = _state(optimizer)
         for step in range(steps):
+            where = "calculate_gradient"
             grads = optimizer.calculate_gradient(X, y, model)
             result["gradients"].append(_readable(grads))
+            where = "apply_gradient"
             optimizer.apply_gradient(grads, model)
+            where = "the parameters after apply_gradient"
             result["trajectory"].append(_flat((model.w, model.b)))
         result["state_after"] = _state(optimizer)
     except (Exception, SystemExit) as error:  # SystemExit too: a student's exit() must not stop the probe
-        result["error"] = describe(error)
+        result["error"], result["failed_in"] = describe(error), where
     return result
+
+
+def _reseed(seed: int) -> None:
+    """The call's own seed, after the notebook's top-level code (its data cell reseeds torch with 10605)."""
+    import random
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+        numpy.random.seed(seed % 2**32)
+    except ImportError:
+        pass
 
 
 def course_data() -> tuple:
@@ -90,7 +114,9 @@ def probe_optimizer(args):
     """A hidden problem (X, y given), the generators seeded by the measurement process for this call."""
     Optimizer = _autograder.load(args["class"])
     Model = _autograder.load("LinearModel", not_base="Module")
-    return measure_optimizer(Optimizer, Model, torch.tensor(args["X"]), torch.tensor(args["y"]), args["kwargs"],
+    X, y = torch.tensor(args["X"]), torch.tensor(args["y"])
+    _reseed(args.get("seed", 0))
+    return measure_optimizer(Optimizer, Model, X, y, args["kwargs"],
                              args["steps"], describe=_autograder.describe)
 
 

@@ -8,6 +8,8 @@ travels in its probe's arguments and runs there on a small model (cells.py).
 
 from __future__ import annotations
 
+import ast
+
 from autograder.assignment import Assignment, Call, MeasurementPolicy, Seeds
 from autograder.assignments.hw4_part2.cells import last_layer_cell, notebook_constants
 from autograder.assignments.hw4_part2.config_cell import COURSE_CONFIG, read_config
@@ -63,6 +65,18 @@ def make_calls(notebook: Notebook, seeds: Seeds) -> list[Call]:
     ]
 
 
+def literal_constant(statement: ast.stmt) -> bool:
+    """`NUM_LABELS = 5`, `LORA_ALPHA = 32`: a setup cell's literal constants, which definitions read (as default
+    arguments, say), run where the code is measured; nothing else of the notebook's top level does."""
+    if not isinstance(statement, ast.Assign) or not all(isinstance(t, ast.Name) for t in statement.targets):
+        return False
+    try:
+        ast.literal_eval(statement.value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 ASSIGNMENT = Assignment(
     name="hw4_part2",
     title="HW4 Part 2: LoRA (spot checks; the rest is graded by hand)",
@@ -74,4 +88,7 @@ ASSIGNMENT = Assignment(
     # torch.optim and its fused/foreach kernels: unusable and unreadable while the definitions are measured
     policy=MeasurementPolicy(imports=("torch",), forbidden=("torch.optim",),
                              kernels=("aten::_fused_", "aten::_foreach_")),
+    # The image has no matplotlib and no datasets (the notebook's plots and SST-5 download never run here).
+    absent_modules=("matplotlib", "datasets", "google"),
+    context=literal_constant,
 )
