@@ -37,6 +37,11 @@ candidate gives the parameters the student's optimizer reached. So any uniform s
 a permutation), each step is judged on its own (no error piles up), and the samples found show whether each step
 used exactly one. Optimizer state (AdaGrad's accumulator, Adam's m, v, t) follows the samples found. When a step
 fails, the same replay with each named mistake says which mistake reproduces the run. Float64 throughout.
+
+With `own_gradients`, AdaGrad's and Adam's update rules are judged on their own: each step is replayed on the
+gradient the optimizer's calculate_gradient returned, when that is a gradient of the loss at all (at one or two
+samples, the whole set or the course data's samples, up to a factor of 2: `is_loss_gradient`), so a sampling slip
+is charged to the gradient test only. A made-up gradient (zeros, noise) is not trusted: every sample is tried.
 """
 
 from __future__ import annotations
@@ -45,12 +50,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL"]
+__all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL", "is_loss_gradient", "matching_samples",
+           "OWN_GRADIENTS"]
 
 RTOL, ATOL = 1e-3, 1e-4
 STEP_ATOL = 2e-5  # float32 parameters near 5 are exact to about 5e-7; their difference, to about 1e-6
 TIE, MAX_TIES = 0.5, 512
 ONE_SAMPLE = {"SGD", "AdaGrad", "Adam"}
+OWN_GRADIENTS = {"AdaGrad", "Adam"}  # update rules judged on the gradients their calculate_gradient returned
+GRADIENT_MISTAKES = {"half_gradient", "sum_not_mean", "full_batch"}  # the gradient's, not the update rule's
 DEFAULTS = {"GD": {"lr": 0.01}, "SGD": {"lr": 0.01}, "AdaGrad": {"lr": 0.001, "epsilon": 1e-7},
             "Adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7}}
 START = (5.0, 5.0, 10.0)
@@ -116,6 +124,57 @@ def _matching(G: torch.Tensor, reported) -> torch.Tensor | None:
     return rows if len(rows) else None
 
 
+def _close_rows(G: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return ((G - g).abs() <= 1e-5 + RTOL * G.abs()).all(-1)
+
+
+def _pair_mean(G: torch.Tensor, g: torch.Tensor) -> bool:
+    """Whether g is the mean of two rows of G: for each row i, is 2g - G[i] another row? (by its last column)"""
+    target = 2 * g - G
+    order = torch.argsort(G[:, 2])
+    position = torch.searchsorted(G[order, 2].contiguous(), target[:, 2].contiguous())
+    for offset in (-1, 0, 1):
+        partner = order[(position + offset).clamp(0, len(G) - 1)]
+        if bool(_close_rows(G[partner], target).any()):
+            return True
+    return False
+
+
+def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = None) -> bool:
+    """Whether the reported gradient is a gradient of the squared error at the current parameters: at one sample,
+    the mean of two, the whole set (mean or sum), or one sample of the course data (`course`, its per-sample
+    gradients: a class that reads the notebook's X_train), up to a factor of 2."""
+    if not isinstance(reported, list) or len(reported) != 3:
+        return False
+    try:
+        g = torch.tensor(reported, dtype=torch.float64)
+    except (TypeError, ValueError):
+        return False
+    if not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
+        return False
+    for scale in (1.0, 2.0, 0.5):
+        rows = torch.cat([G, G.mean(0, keepdim=True), G.sum(0, keepdim=True)]
+                         + ([course] if course is not None else [])) * scale
+        if bool(_close_rows(rows, g).any()) or _pair_mean(G * scale, g):
+            return True
+    return False
+
+
+def matching_samples(X: list, y: list, trajectory: list, gradients: list) -> list[int | None]:
+    """For each step with a reported gradient: the sample whose gradient, at the parameters before that step,
+    it equals, or None when no single sample's does."""
+    Xt = torch.tensor(X, dtype=torch.float64)
+    yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
+    theta, found = torch.tensor(START, dtype=torch.float64), []
+    for step, reported in enumerate(gradients):
+        rows = _matching(_gradients(Xt, yt, theta), reported)
+        found.append(int(rows[0]) if rows is not None else None)
+        if step >= len(trajectory):
+            break
+        theta = torch.tensor(trajectory[step], dtype=torch.float64)
+    return found
+
+
 def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state: dict, mistake: str | None):
     """Next parameters for every (state in the beam, gradient row) pair, (B, K, 3), and the states they leave."""
     G = G[None, :, :]  # (1, K, 3)
@@ -147,25 +206,41 @@ def _keep(new: dict, rows: torch.Tensor, columns: torch.Tensor) -> dict:
 
 
 def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake: str | None = None,
-           gradients: list | None = None) -> Replay:
+           gradients: list | None = None, own_gradients: bool = False, course: list | None = None) -> Replay:
     """Check `trajectory` (parameters [w1, w2, b] after each step) against the rule, step by step.
 
     Steps are compared as updates (next minus current parameters), relative to their own size. The gradient the
     student's calculate_gradient returned at each step (`gradients`) names its sample when it equals one; else every
     sample is tried. Several samples can give the same step (Adam's first step is lr times the gradient's signs), so
     every state that reproduces the step about as well as the best does is kept (at most MAX_TIES) until the steps
-    tell them apart."""
+    tell them apart.
+
+    `own_gradients` (AdaGrad, Adam): a step whose reported gradient is a gradient of the loss (is_loss_gradient;
+    `course`: the course data's [X, y], whose samples count too) is replayed on that gradient alone."""
     h = {**DEFAULTS[kind], **kwargs}
+    own = own_gradients and kind in OWN_GRADIENTS and bool(gradients)
+    course_data = None
+    if own and course is not None:
+        course_data = (torch.tensor(course[0], dtype=torch.float64),
+                       torch.tensor(course[1], dtype=torch.float64).reshape(-1))
     Xt = torch.tensor(X, dtype=torch.float64)
     yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
     state, theta = _state(kind, mistake), torch.tensor(START, dtype=torch.float64)
     result = Replay(steps=len(trajectory), first_bad=None)
     for step, reached in enumerate(trajectory):
         got = torch.tensor(reached, dtype=torch.float64)
-        G = _effective(kind, _gradients(Xt, yt, theta), mistake)
-        rows_used = _matching(G, gradients[step]) if gradients and step < len(gradients) else None
-        if rows_used is not None:
-            G = G[rows_used]
+        reported = gradients[step] if gradients and step < len(gradients) else None
+        every = _gradients(Xt, yt, theta)
+        course_rows = _gradients(*course_data, theta) if course_data is not None else None
+        if own and is_loss_gradient(every, reported, course_rows):
+            rows_used = _matching(every, reported)
+            rows_used = rows_used[:1] if rows_used is not None else torch.tensor([-1])
+            G = torch.tensor(reported, dtype=torch.float64)[None, :]
+        else:
+            G = _effective(kind, every, mistake)
+            rows_used = _matching(G, reported)
+            if rows_used is not None:
+                G = G[rows_used]
         update, new = _candidates(kind, h, theta, G, state, mistake)
         moved = theta - got
         error = ((update - moved).abs() / (STEP_ATOL + RTOL * update.abs())).amax(-1)  # (B, K)
@@ -191,13 +266,14 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
 
 
 def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correct: Replay,
-             gradients: list | None = None) -> str:
+             gradients: list | None = None, own_gradients: bool = False, course: list | None = None) -> str:
     """The named mistake that reproduces the run further than the correct rule does ("" when none does)."""
     best, reach = "", (correct.first_bad or 0)
     for name, (kinds, text) in MISTAKES.items():
-        if kind not in kinds:
+        if kind not in kinds or (own_gradients and name in GRADIENT_MISTAKES):
             continue
-        attempt = replay(kind, kwargs, X, y, trajectory, mistake=name, gradients=gradients)
+        attempt = replay(kind, kwargs, X, y, trajectory, mistake=name, gradients=gradients,
+                         own_gradients=own_gradients, course=course)
         got = attempt.steps if attempt.ok else attempt.first_bad
         if got > reach and got >= min(3, len(trajectory)):
             best, reach = text, got
@@ -331,15 +407,18 @@ def _drive(Optimizer, X, y, kwargs: dict, steps: int, draws: int) -> dict:
     return run
 
 
-def _judge(name: str, setting: dict, X, y) -> list[str]:
-    """Problems found in one run (an empty list: every step follows the rule)."""
+def _judge(name: str, setting: dict, X, y, course: list) -> list[str]:
+    """Problems found in one run (an empty list: every step follows the rule). As in the grader, AdaGrad's and
+    Adam's steps are replayed on the gradients their own calculate_gradient returned."""
     run = _drive(setting["optimizer"], X, y, setting["kwargs"], setting["steps"], setting["draws"])
     trajectory, gradients = run["trajectory"], run["gradients"]
     if not trajectory:
         stub = " (is it still the template's stub?)" if run["error"] == "NotImplementedError" else ""
         return [f"your code stopped at the first step with `{run['error']}`{stub}."]
     Xl, yl = X.tolist(), y.tolist()
-    result = rule.replay(name, setting["kwargs"], Xl, yl, trajectory, gradients=gradients)
+    own = name in rule.OWN_GRADIENTS
+    extra = {"own_gradients": own, "course": course if own else None}
+    result = rule.replay(name, setting["kwargs"], Xl, yl, trajectory, gradients=gradients, **extra)
     if result.ok and run["error"]:
         return [f"your code stopped at step {len(trajectory) + 1} with `{run['error']}`."]
     if result.ok:
@@ -354,7 +433,7 @@ def _judge(name: str, setting: dict, X, y) -> list[str]:
                      + (", e.g. a bias correction 1 − βᵗ with `t` still 0: increment `self.t` before using it."
                         if name == "Adam" else "."))
         return lines
-    mistake = rule.diagnose(name, setting["kwargs"], Xl, yl, trajectory, result, gradients)
+    mistake = rule.diagnose(name, setting["kwargs"], Xl, yl, trajectory, result, gradients, **extra)
     if mistake:
         lines.append(f"Likely mistake: {mistake}.")
     elif name in rule.ONE_SAMPLE:
@@ -368,10 +447,11 @@ def _check_optimizer(name: str, namespace: dict) -> bool:
         print(f"  ✗ `{name}` is not defined: run its cell first.")
         return False
     X, y_course, noise = _course_data()
+    course = [X.tolist(), y_course.tolist()]
     ok = True
     for setting in RUNS[name]:
         y = y_course if setting["data"] == "course" else X @ torch.tensor([[5.3], [4.8]]) + 9.8 + 0.1 * noise
-        problems = _judge(name, {**setting, "optimizer": Optimizer}, X, y)
+        problems = _judge(name, {**setting, "optimizer": Optimizer}, X, y, course)
         ok = ok and not problems
         print(f"  {'✗' if problems else '✓'} {setting['label']}: "
               + ("\n      ".join(problems) if problems else "every step follows the update rule."))

@@ -126,15 +126,18 @@ def _drive(Optimizer, X, y, kwargs: dict, steps: int, draws: int) -> dict:
     return run
 
 
-def _judge(name: str, setting: dict, X, y) -> list[str]:
-    """Problems found in one run (an empty list: every step follows the rule)."""
+def _judge(name: str, setting: dict, X, y, course: list) -> list[str]:
+    """Problems found in one run (an empty list: every step follows the rule). As in the grader, AdaGrad's and
+    Adam's steps are replayed on the gradients their own calculate_gradient returned."""
     run = _drive(setting["optimizer"], X, y, setting["kwargs"], setting["steps"], setting["draws"])
     trajectory, gradients = run["trajectory"], run["gradients"]
     if not trajectory:
         stub = " (is it still the template's stub?)" if run["error"] == "NotImplementedError" else ""
         return [f"your code stopped at the first step with `{run['error']}`{stub}."]
     Xl, yl = X.tolist(), y.tolist()
-    result = rule.replay(name, setting["kwargs"], Xl, yl, trajectory, gradients=gradients)
+    own = name in rule.OWN_GRADIENTS
+    extra = {"own_gradients": own, "course": course if own else None}
+    result = rule.replay(name, setting["kwargs"], Xl, yl, trajectory, gradients=gradients, **extra)
     if result.ok and run["error"]:
         return [f"your code stopped at step {len(trajectory) + 1} with `{run['error']}`."]
     if result.ok:
@@ -149,7 +152,7 @@ def _judge(name: str, setting: dict, X, y) -> list[str]:
                      + (", e.g. a bias correction 1 − βᵗ with `t` still 0: increment `self.t` before using it."
                         if name == "Adam" else "."))
         return lines
-    mistake = rule.diagnose(name, setting["kwargs"], Xl, yl, trajectory, result, gradients)
+    mistake = rule.diagnose(name, setting["kwargs"], Xl, yl, trajectory, result, gradients, **extra)
     if mistake:
         lines.append(f"Likely mistake: {mistake}.")
     elif name in rule.ONE_SAMPLE:
@@ -163,10 +166,11 @@ def _check_optimizer(name: str, namespace: dict) -> bool:
         print(f"  ✗ `{name}` is not defined: run its cell first.")
         return False
     X, y_course, noise = _course_data()
+    course = [X.tolist(), y_course.tolist()]
     ok = True
     for setting in RUNS[name]:
         y = y_course if setting["data"] == "course" else X @ torch.tensor([[5.3], [4.8]]) + 9.8 + 0.1 * noise
-        problems = _judge(name, {**setting, "optimizer": Optimizer}, X, y)
+        problems = _judge(name, {**setting, "optimizer": Optimizer}, X, y, course)
         ok = ok and not problems
         print(f"  {'✗' if problems else '✓'} {setting['label']}: "
               + ("\n      ".join(problems) if problems else "every step follows the update rule."))
