@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import json
-import threading
 import time
 import traceback
 from pathlib import Path
 
+from autograder.answers import LazyReference, reference_answers
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
@@ -85,26 +83,23 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
 
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
-    warm_start(assignment.preload)  # first: its imports overlap the grader's work up to run_worker
     notes = notes + _other_assignment(notebook, assignment)
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
-    request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"))
     protected = _protected(assignment)
-    reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
-    expected: dict = {}
-    # The grader idles while the sandbox runs: compute the reference's answers meanwhile. A call whose
-    # reference fails is simply left out here and recomputed (and reported) by its case.
-    precompute = threading.Thread(target=_answer_all, args=(reference, calls, expected), daemon=True)
-    precompute.start()
+    reference = LazyReference(f"autograder.assignments.{assignment.name}.reference")
+    # Before the sandbox, in a child that exits: the reference's memory is free again when the student's
+    # processes start, and each call's CPU cost calibrates that call's CPU budget in the sandbox.
+    expected, costs = reference_answers(reference, calls)
+    warm_start(assignment.preload)
+    request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
     run = run_worker(request, assignment.limits, protected, assignment.preload)
-    precompute.join()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
-    staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak private memory "
+    staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak memory "
                  f"{run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     summary = _summary(notebook, assignment, run, notes)
@@ -114,7 +109,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
-                  run_seed: int = 0) -> dict:
+                  run_seed: int = 0, reference_cpu: dict[str, float] | None = None) -> dict:
     """What the sandbox is asked to do: the measurements (definitions, probes, calls) and the notebook run."""
     # Without run_all_cells the notebook is not run at all: only its imports and definitions are measured.
     cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
@@ -123,7 +118,8 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
         "cells": cells, "seed": run_seed,
         "measure": {"cells": notebook.definition_cells(), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
-                    "calls": [c.to_json() for c in calls]},
+                    "calls": [{**c.to_json(), "reference_cpu_seconds": (reference_cpu or {}).get(c.name)}
+                              for c in calls]},
     }
 
 
@@ -136,24 +132,6 @@ def measure(notebook: Notebook, assignment: Assignment, calls: list[Call], probe
 
 def _protected(assignment: Assignment) -> list[Path]:
     return [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
-
-
-# The reference is a pure function of a call's entry and arguments (grading is deterministic), so a process that
-# grades many submissions (batch) computes each distinct call once: the notebook's public checks, say.
-_answers: dict[tuple[str, str], str] = {}
-
-
-def _answer_all(reference, calls, into: dict) -> None:
-    for call in calls:
-        key = (reference.__module__, call.key())
-        try:
-            if key not in _answers:
-                _answers[key] = json.dumps(reference(call))
-                if len(_answers) > 256:  # most calls are one submission's own: keep the store small
-                    del _answers[next(iter(_answers))]
-            into[call.name] = json.loads(_answers[key])  # a fresh copy: a case may not alter another's answer
-        except Exception:
-            pass
 
 
 def _other_assignment(notebook: Notebook, assignment: Assignment) -> list[str]:
