@@ -14,7 +14,7 @@ from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
-from autograder.sandbox import Limits, run_worker, warm_start
+from autograder.sandbox import Limits, close_warm_starts, run_worker, warm_start
 
 __all__ = ["grade", "build_request", "measure"]
 
@@ -23,10 +23,12 @@ PROTECTED = ("tests",)  # besides each assignment's reference paths and the assi
 
 
 def grade(submission: Path, results_path: Path, assignment_name: str | None = None, log=print,
-          limits: Limits | None = None) -> dict:
+          limits: Limits | None = None, keep_warm: bool = True) -> dict:
     """Grade one submission (a notebook or a folder) and write results.json, whatever happens.
 
-    `limits` replaces the assignment's sandbox limits (tests use short timeouts).
+    `limits` replaces the assignment's sandbox limits (tests use short timeouts). `keep_warm=False` (one
+    submission, as on Gradescope) stops the sandbox's warm start once the run is over, so that its memory is free
+    while the cases run.
     """
     started = time.monotonic()
     results = None
@@ -36,7 +38,7 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
         if limits is not None:
             assignment = dataclasses.replace(assignment, limits=limits)
         log(f"grading {notebook.path} as {assignment.name}")
-        results = grade_notebook(notebook, assignment, notes, started)
+        results = grade_notebook(notebook, assignment, notes, started, keep_warm)
     except SubmissionError as error:
         log(f"submission error: {error.staff_detail}")
         assignment = load_assignment(assignment_name or assignment_names()[0])
@@ -82,7 +84,8 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
                               f"one that implements the most graded functions and classes (not graded: {others})."]
 
 
-def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
+def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float,
+                   keep_warm: bool = True) -> dict:
     notes = notes + _other_assignment(notebook, assignment)
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
@@ -95,6 +98,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     warm_start(assignment.preload)
     request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
     run = run_worker(request, assignment.limits, protected, assignment.preload)
+    if not keep_warm:
+        close_warm_starts()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())

@@ -20,9 +20,15 @@ from autograder.assignment import Call, Seeds
 from autograder.checks import NotRun
 from autograder.notebook import Notebook
 
-__all__ = ["CaseResult", "Submission", "run_cases"]
+__all__ = ["CaseResult", "NeedsReview", "Submission", "run_cases"]
 
 INI = Path(__file__).with_name("cases.ini")
+
+
+class NeedsReview(NotRun):
+    """The grading machine, not the student's code, stopped the check (twice): it scores 0 until staff review it."""
+
+    reason = "box"
 
 
 @dataclass
@@ -48,6 +54,8 @@ class Submission:
         observation = self.reply.get("probes", {}).get(name)
         if not isinstance(observation, dict):
             raise NotRun("this check did not run: the notebook stopped before it")
+        if observation.get("needs_review"):
+            raise NeedsReview(str(observation.get("error", "it was stopped by the grading machine")))
         if not observation.get("ok"):
             raise NotRun(str(observation.get("error", "it failed")))
         return observation.get("value")
@@ -69,6 +77,7 @@ class CaseResult:
     visibility: str = "visible"
     tags: tuple[str, ...] = ()
     staff_detail: str = ""
+    review: str = ""  # why staff must review the outcome ("box": the machine stopped it), "" when not
 
 
 class _Collector:
@@ -94,10 +103,12 @@ def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
     entry = rubric.get(getattr(function, "__number__", ""), {})
     doc = entry.get("name") or (function.__doc__ or item.name).strip().split("\n")[0]
     weight = float(entry.get("weight", getattr(function, "__weight__", 0.0)))
-    output, staff = "Passed.", ""
+    output, staff, review = "Passed.", "", ""
     if not passed:
         error = call.excinfo.value if call.excinfo else None
-        if isinstance(error, NotRun):
+        if isinstance(error, NeedsReview):
+            output, review = f"**Staff will review this check:** {error}", error.reason
+        elif isinstance(error, NotRun):
             output = f"**Could not run:** {error}"
         elif isinstance(error, AssertionError):
             output = str(error).split("\nassert ")[0]  # our message, without pytest's rewritten expression
@@ -107,7 +118,8 @@ def _result(item, call, passed: bool, rubric: dict[str, dict]) -> CaseResult:
     return CaseResult(name=doc, number=getattr(function, "__number__", ""), max_score=weight,
                       score=weight if passed else 0.0, status="passed" if passed else "failed",
                       output=output, visibility=entry.get("visibility", getattr(function, "__visibility__", "visible")),
-                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff)
+                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff,
+                      review=review)
 
 
 def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, dict] | None = None

@@ -44,7 +44,9 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"status": status, "detail": detail},
+        "extra_data": {"status": status, "detail": detail,
+                       **({"needs_review": [{"number": c.number, "reason": c.review} for c in cases if c.review]}
+                          if any(c.review for c in cases) else {})},
     }
 
 

@@ -27,7 +27,7 @@ from autograder.supervisor.cgroups import Cgroups
 from autograder.supervisor.memory import MemoryReport, MemoryWatch
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "SANDBOX_USER"]
+__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts", "SANDBOX_USER"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
@@ -292,9 +292,11 @@ _zygotes: dict[tuple, Zygote] = {}
 
 
 @atexit.register
-def _close_warm_starts() -> None:
+def close_warm_starts() -> None:
+    """Stop every zygote: a grader that grades one submission frees their memory before its cases run."""
     for zygote in _zygotes.values():
         zygote.close()
+    _zygotes.clear()
 
 
 def warm_start(preload: tuple[str, ...], user=None, refusal: str = "") -> Zygote:
