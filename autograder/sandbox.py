@@ -166,10 +166,11 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
 
 def _budgeted(call: dict, limits: Limits) -> dict:
     """The call's CPU budget (calibrated by the reference's own CPU time where the grader measured it) and its
-    wall-clock backstop, generous enough for a CPU-bound child on half a core with the machine busy."""
-    reference = call.get("reference_cpu_seconds") or 0.0
-    budget = round(max(limits.cpu_floor_seconds, limits.cpu_factor * reference), 1)
-    return {**call, "cpu_seconds": budget, "timeout": max(call.get("timeout", 0), 4 * budget)}
+    wall-clock backstop, then twice the budget: room for a CPU-bound child on half a core on a busy machine."""
+    reference = call.get("reference_cpu_seconds")
+    budget = round(max(limits.cpu_floor_seconds, limits.cpu_factor * (reference or 0.0)), 1)
+    timeout = call.get("timeout", 60)
+    return {**call, "cpu_seconds": budget, "timeout": max(timeout, 2 * budget) if reference is not None else timeout}
 
 
 def _forget(worker) -> None:
@@ -233,7 +234,7 @@ def _whose_fault(probes: dict, memory: MemoryReport | None) -> dict:
     for result in probes.values():
         if not isinstance(result, dict) or result.get("needs_review") != "box" or memory is None:
             continue
-        if memory.cgroup_oom_kills or set(result.get("pids", [])) & set(memory.stopped):
+        if memory.cgroup_oom_kills or set(result.get("pids", [])) & {*memory.stopped, *memory.stopped_inside}:
             result.pop("needs_review")
             result["stopped"] = "memory"
             result["error"] = f"your code used more memory than allowed ({memory.limit_mb} MB) and was stopped, twice"

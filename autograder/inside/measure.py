@@ -36,6 +36,7 @@ import runtime
 
 RESULT_LIMIT = 8_000_000
 CPU_GRACE = 5  # seconds between the soft CPU limit (SIGXCPU) and the hard one (SIGKILL)
+WAITING_SHARE = 0.02  # a child past its wall backstop that used less CPU than this share of it was waiting
 FRAME = b"\x00autograder-frame:"
 
 
@@ -126,6 +127,10 @@ def _stopped_by_box(outcome: dict) -> bool:
 
 
 def _result_of(outcome: dict, budget: float | None) -> dict:
+    if outcome["stopped"] == "waited":
+        return {"ok": False, "stopped": "waited",
+                "error": f"did not finish within {outcome['wall_limit']:.0f} s (it was waiting, not computing: a "
+                         f"sleep, input() or a lock?)"}
     if outcome["stopped"] == "cpu":
         return {"ok": False, "stopped": "cpu",
                 "error": f"your code used more than the {budget:.0f} s of CPU time this check allows (many times "
@@ -152,7 +157,8 @@ def _seed(seed: int) -> None:
 
 def _in_child(body, timeout: float, cpu_seconds: float | None = None) -> dict:
     """Run body(write) in a forked child under a CPU budget; collect what it wrote within `timeout` seconds.
-    "stopped": None, "cpu" (its own budget), "killed" (SIGKILL from outside) or "wall" (the backstop).
+    "stopped": None, "cpu" (its own budget), "killed" (SIGKILL from outside), "wall" (the backstop, while
+    computing: a starved box) or "waited" (the backstop, while sleeping or blocked: the student's code).
 
     Student code shares the child and its pipe, so what body writes is framed with a nonce drawn for this child,
     and only the frames are read back: bytes written around them (a flood of fake results) are ignored."""
@@ -199,10 +205,10 @@ def _in_child(body, timeout: float, cpu_seconds: float | None = None) -> dict:
     output = _frames(b"".join(chunks), nonce) if size <= RESULT_LIMIT else b""
     code, used = os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
     over_budget = cpu_seconds is not None and used >= int(cpu_seconds + 0.999)
-    stopped = "wall" if timed_out else "cpu" if code == -signal.SIGXCPU or code == -9 and over_budget \
-        else "killed" if code == -9 else None
+    stopped = ("waited" if used < WAITING_SHARE * timeout else "wall") if timed_out \
+        else "cpu" if code == -signal.SIGXCPU or code == -9 and over_budget else "killed" if code == -9 else None
     return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out, "status": code, "pid": pid,
-            "stopped": stopped, "cpu_seconds": round(used, 2)}
+            "stopped": stopped, "cpu_seconds": round(used, 2), "wall_limit": timeout}
 
 
 def _frames(raw: bytes, nonce: bytes) -> bytes:

@@ -32,6 +32,7 @@ class MemoryReport:
     peak_mb: float = 0.0
     source: str = "statm"  # "statm" (the watchdog's estimate) or "cgroup" (the run's own cgroup)
     stopped: dict[int, float] = field(default_factory=dict)  # pid -> MB: processes the watchdog stopped
+    stopped_inside: list[int] = field(default_factory=list)  # the same, as the run's own PID namespace numbers them
     cgroup_oom_kills: int = 0  # the run's own cgroup: every process in it is the run's
     container_oom_kills: int = 0  # the whole container, grader included, during the run
 
@@ -61,6 +62,17 @@ def anonymous_mb(pid: int) -> float:
         return max(0, int(fields[1]) - int(fields[2])) * PAGE / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def innermost_pid(pid: int) -> int:
+    """The pid as the process's own PID namespace sees it (the last NSpid field; the same pid without one)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return pid
 
 
 def container_room_mb() -> float | None:
@@ -133,8 +145,10 @@ class MemoryWatch:
             self.report.peak_mb = round(max(self.report.peak_mb, used), 1)
             if used > limit and sizes:
                 biggest = max(sizes, key=sizes.get)
+                inner = innermost_pid(biggest)
                 try:
                     os.kill(biggest, 9)
                     self.report.stopped[biggest] = round(sizes[biggest], 1)
+                    self.report.stopped_inside.append(inner)
                 except (ProcessLookupError, PermissionError):
                     pass
