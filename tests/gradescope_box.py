@@ -10,7 +10,7 @@ What a grading sees inside, as on Gradescope (a Docker container with the defaul
   Docker's cgroup namespace shows it;
 - the image's files (the environment, the standard library, the kit) out of the page cache at the start;
 - a fresh overlay of the kit per submission (in a private mount namespace, set up before the filter), so what
-  one grading writes or chmods never reaches the next.
+  one grading writes or chmods never reaches the next; a /run of its own (the sandbox's slot locks live there).
 
 Library: `Box().run(argv)` -> BoxRun (returncode, output, peak memory, CPU seconds, wall seconds, OOM kills).
 CLI: `python tests/gradescope_box.py [--memory-mb 768] [--cpus 0.5] -- python -m autograder --submission ...`
@@ -282,6 +282,7 @@ def enter(spec: dict, argv: list[str]) -> None:
     for folder in (spec["upper"], spec["work"]):
         os.makedirs(folder, exist_ok=True)
     _mount(libc, "overlay", kit, "overlay", 0, f"lowerdir={kit},upperdir={spec['upper']},workdir={spec['work']}")
+    _mount(libc, "tmpfs", "/run", "tmpfs", 0, "mode=755")  # the container's own /run (the graders' slot locks)
     cgroup_mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
                      if line.split()[2] in ("cgroup", "cgroup2")]
     for controller, path in spec["cgroups"].items():  # the container sees its own cgroup as the root
