@@ -106,3 +106,20 @@ def _fresh_answer_store():
     yield
     answers._answers.clear()
     answers._costs.clear()
+
+
+def test_a_check_the_box_stopped_says_staff_will_review_it_and_is_listed_for_review():
+    from autograder.plugin import CaseResult, NeedsReview, Submission
+    from autograder.results import build_results
+    reply = {"probes": {"model": {"ok": False, "needs_review": "box", "error": "stopped twice by the machine"},
+                        "step": {"ok": False, "error": "your code raised"}}}
+    submission = Submission(None, reply, "", {}, None, None)
+    with pytest.raises(NeedsReview, match="stopped twice"):
+        submission.probe("model")
+    with pytest.raises(Exception) as plain:
+        submission.probe("step")
+    assert not isinstance(plain.value, NeedsReview)
+    cases = [CaseResult("a", "2.1", 1, 0.0, "failed", "**Staff will review this check:** ...", review="box"),
+             CaseResult("b", "2.2", 1, 1.0, "passed", "Passed.")]
+    assert build_results(cases, "", 1.0)["extra_data"]["needs_review"] == [{"number": "2.1", "reason": "box"}]
+    assert "needs_review" not in build_results(cases[1:], "", 1.0)["extra_data"]
