@@ -169,7 +169,8 @@ def _budgeted(call: dict, limits: Limits) -> dict:
     wall-clock backstop, then twice the budget: room for a CPU-bound child on half a core on a busy machine."""
     reference, timeout = call.get("reference_cpu_seconds"), call.get("timeout", 60)
     if reference is None:  # no calibration (tests, the GPU harness): the call's own wall limit bounds its CPU too
-        return {**call, "cpu_seconds": max(limits.cpu_floor_seconds, timeout), "timeout": timeout}
+        return {**call, "cpu_seconds": max(limits.cpu_floor_seconds, timeout), "timeout": timeout,
+                "wall_is_limit": True}
     budget = round(max(limits.cpu_floor_seconds, limits.cpu_factor * reference), 1)
     return {**call, "cpu_seconds": budget, "timeout": max(timeout, 2 * budget)}
 

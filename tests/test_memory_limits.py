@@ -68,7 +68,8 @@ def test_cpu_budgets_follow_the_references_cost_with_a_floor_and_the_wall_is_a_b
     cheap = _budgeted({"name": "loss", "timeout": 60, "reference_cpu_seconds": 0.01}, limits)
     assert cheap["cpu_seconds"] == 60 and cheap["timeout"] == 120
     unknown = _budgeted({"name": "probe", "timeout": 3}, limits)  # no reference (tests, the harness)
-    assert unknown["cpu_seconds"] == 60 and unknown["timeout"] == 3
+    assert unknown["cpu_seconds"] == 60 and unknown["timeout"] == 3 and unknown["wall_is_limit"]
+    assert "wall_is_limit" not in costly
     harness = _budgeted({"name": "numeric", "timeout": 870}, limits)
     assert harness["cpu_seconds"] == 870 and harness["timeout"] == 870
 

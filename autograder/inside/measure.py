@@ -109,6 +109,9 @@ def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> d
 
     budget = call.get("cpu_seconds")
     outcome = _in_child(body, timeout, budget)
+    if outcome["stopped"] == "wall" and call.get("wall_is_limit"):  # uncalibrated: the wall clock is the limit
+        return {"ok": False, "stopped": "time", "cpu_seconds": outcome["cpu_seconds"],
+                "error": f"did not finish within {timeout:.0f} s"}
     if _stopped_by_box(outcome):  # not the student's own limit: once more before anyone is blamed
         first = outcome
         outcome = _in_child(body, timeout, budget)
@@ -170,8 +173,7 @@ def _in_child(body, timeout: float, cpu_seconds: float | None = None) -> dict:
         try:
             _become_child(write_end)
             if cpu_seconds:
-                soft = max(1, int(cpu_seconds + 0.999))
-                resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_GRACE))
+                _limit_cpu(cpu_seconds)
             write = os.write
 
             def send(data: bytes) -> None:
@@ -209,6 +211,17 @@ def _in_child(body, timeout: float, cpu_seconds: float | None = None) -> dict:
         else "cpu" if code == -signal.SIGXCPU or code == -9 and over_budget else "killed" if code == -9 else None
     return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out, "status": code, "pid": pid,
             "stopped": stopped, "cpu_seconds": round(used, 2), "wall_limit": timeout}
+
+
+def _limit_cpu(seconds: float) -> None:
+    """RLIMIT_CPU for this child (its CPU clock starts at 0 at fork), within the run's own hard limit."""
+    _, ceiling = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = max(1, int(seconds + 0.999))
+    hard = soft + CPU_GRACE
+    if ceiling != resource.RLIM_INFINITY:
+        hard = min(hard, ceiling)
+        soft = min(soft, max(1, hard - CPU_GRACE))
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _frames(raw: bytes, nonce: bytes) -> bytes:
