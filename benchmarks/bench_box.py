@@ -10,6 +10,8 @@ Docker's seccomp and capabilities, cold page cache, fresh overlay): score, peak 
   outside the box: two boxes at once would share the fallback's sandbox uid, which the kernel counts per host).
   It must score 40 every time.
 The machine's load is printed with each row: wall seconds mean little on a busy machine, CPU seconds more.
+In the box rows, peak and CPU are the whole container's (its cgroup); in the no-box rows, the grader's own rusage
+(its largest process, and the CPU of the descendants it reaped: not the sandbox's, which bubblewrap reaps).
 """
 
 from __future__ import annotations
