@@ -14,14 +14,13 @@ What a grading sees inside, as on Gradescope (a Docker container with the defaul
 
 Library: `Box().run(argv)` -> BoxRun (returncode, output, peak memory, CPU seconds, wall seconds, OOM kills).
 CLI: `python tests/gradescope_box.py [--memory-mb 768] [--cpus 0.5] -- python -m autograder --submission ...`
-The entry stage (`--enter SPEC -- argv`) is this file run again inside the box's cgroups, as root, before exec.
+The entry stage (gradescope_box_enter.py) runs inside the box's cgroups, as root, and execs the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
-import errno
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ENTER = Path(__file__).resolve().with_name("gradescope_box_enter.py")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "cpu", "cpuacct")
 # Docker's default capability set (moby's oci/caps/defaults.go); everything else leaves the bounding set.
@@ -98,7 +98,7 @@ class Box:
             evicted = sum(evict_page_cache(p) for p in self.image_paths) if self.evict else 0
             spec = {"cgroups": {k: str(v) for k, v in groups.items()}, "kit": str(self.kit),
                     "upper": str(scratch / "upper"), "work": str(scratch / "work")}
-            command = [sys.executable, str(Path(__file__).resolve()), "--enter", json.dumps(spec), "--", *argv]
+            command = [sys.executable, str(ENTER), json.dumps(spec), "--", *argv]
             stop, peak_anonymous = threading.Event(), [0.0]
             sampler = threading.Thread(target=_sample_anonymous, args=(groups["memory"], stop, peak_anonymous),
                                        daemon=True)
@@ -251,80 +251,7 @@ def _kill_and_remove(groups: dict[str, Path]) -> None:
                 time.sleep(0.05)
 
 
-# ---- the entry stage: runs as root in the box's cgroups, then becomes the container's first process ----
-
-def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    return libc
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, f"{what}: {os.strerror(number)}")
-
-
-def _mount(libc, source: str | None, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
-    encode = (lambda s: s.encode() if s is not None else None)
-    _check(libc.mount(encode(source), encode(target), encode(kind), flags, encode(data)), f"mount {target}")
-
-
-def enter(spec: dict, argv: list[str]) -> None:
-    """Join the cgroups, build the container's mount view, drop to Docker's capabilities, install the filter,
-    exec argv. Never returns."""
-    for path in spec["cgroups"].values():
-        Path(path, "cgroup.procs").write_text(str(os.getpid()))
-    libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-    kit = spec["kit"]
-    for folder in (spec["upper"], spec["work"]):
-        os.makedirs(folder, exist_ok=True)
-    _mount(libc, "overlay", kit, "overlay", 0, f"lowerdir={kit},upperdir={spec['upper']},workdir={spec['work']}")
-    _mount(libc, "tmpfs", "/run", "tmpfs", 0, "mode=755")  # the container's own /run (the graders' slot locks)
-    cgroup_mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
-                     if line.split()[2] in ("cgroup", "cgroup2")]
-    for controller, path in spec["cgroups"].items():  # the container sees its own cgroup as the root
-        target = str(CGROUP_ROOT / controller)
-        if target in cgroup_mounts:
-            _mount(libc, path, target, None, MS_BIND)
-    for target in cgroup_mounts:
-        _mount(libc, None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    _drop_capabilities(libc)
-    _install_filter()
-    os.execvp(argv[0], argv)
-
-
-def _drop_capabilities(libc) -> None:
-    """Docker's bounding set; root's capabilities after exec are exactly it (inheritable and ambient are empty)."""
-    keep = {CAP_NUMBERS[name] for name in DOCKER_CAPS}
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    for cap in range(last + 1):
-        if cap not in keep:
-            _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP {cap}")
-    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-
-
-def _install_filter() -> None:
-    import pyseccomp as seccomp
-    box = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    for name in REFUSED_SYSCALLS:
-        try:
-            box.add_rule(seccomp.ERRNO(errno.EPERM), name)
-        except (RuntimeError, ValueError, OSError):  # a syscall this architecture or libseccomp does not know
-            pass
-    for flag in CLONE_NAMESPACE_FLAGS.values():  # rules for one syscall are or-ed: any namespace flag refuses
-        box.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
-    box.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    box.set_attr(seccomp.Attr.CTL_NNP, 0)  # Docker (runc, which holds CAP_SYS_ADMIN) loads it without no_new_privs
-    box.load()
-
-
 def main(args: list[str]) -> int:
-    if "--enter" in args:
-        at = args.index("--")
-        enter(json.loads(args[args.index("--enter") + 1]), args[at + 1:])
     parser = argparse.ArgumentParser(description="Run a command as Gradescope's container would (root only).")
     parser.add_argument("--memory-mb", type=int, default=768)
     parser.add_argument("--cpus", type=float, default=0.5)
