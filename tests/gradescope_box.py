@@ -94,6 +94,7 @@ class Box:
             cwd: Path | None = None) -> BoxRun:
         groups = self._cgroups()
         scratch = Path(tempfile.mkdtemp(prefix="gradescope-box-"))
+        env, lock = _own_sandbox_user(dict(os.environ if env is None else env))
         try:
             evicted = sum(evict_page_cache(p) for p in self.image_paths) if self.evict else 0
             spec = {"cgroups": {k: str(v) for k, v in groups.items()}, "kit": str(self.kit),
@@ -119,6 +120,8 @@ class Box:
         finally:
             _kill_and_remove(groups)
             subprocess.run(["rm", "-rf", "--one-file-system", str(scratch)], check=False)
+            if lock is not None:
+                os.close(lock)
 
     def _cgroups(self) -> dict[str, Path]:
         name, groups = f"gradescope-box-{uuid.uuid4().hex[:10]}", {}
@@ -138,6 +141,26 @@ class Box:
             _kill_and_remove(groups)
             raise
         return groups
+
+
+def _own_sandbox_user(env: dict[str, str]) -> tuple[dict[str, str], int | None]:
+    """Each box's graders get sandbox users of their own (agbox<N>...), held by a lock on the host: containers on
+    one host share the kernel's uids, and a run must not count, watch or kill another box's (or the host's)
+    processes. Gradescope's own uid collisions between containers are the sandbox's to avoid, not the box's."""
+    if "AUTOGRADER_SANDBOX_USER" in env:
+        return env, None
+    import fcntl
+    folder = Path("/run/gradescope-box")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for number in range(64):
+        fd = os.open(folder / f"agbox{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return {**env, "AUTOGRADER_SANDBOX_USER": f"agbox{number}"}, fd
+    raise RuntimeError("64 boxes are running on this host")
 
 
 def image_files_roots(kit: Path) -> tuple[Path, ...]:
