@@ -69,10 +69,11 @@ def run_grading(args: argparse.Namespace) -> int:
         _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1")
         return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
     if args.submission is None:
-        grade(GRADESCOPE / "submission", GRADESCOPE / "results" / "results.json")
+        grade(GRADESCOPE / "submission", GRADESCOPE / "results" / "results.json", keep_warm=False)
         return 0
     _warn_dev_secret(args.submission, args.assignment)
-    results = grade(args.submission, args.results, args.assignment, log=lambda m: print(m, file=sys.stderr))
+    results = grade(args.submission, args.results, args.assignment, log=lambda m: print(m, file=sys.stderr),
+                    keep_warm=False)
     print(results["output"], "\n")
     print(console_table(results))
     print(f"\nresults written to {args.results}")

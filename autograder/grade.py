@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import json
-import threading
 import time
 import traceback
 from pathlib import Path
 
+from autograder.answers import LazyReference, reference_answers
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
-from autograder.sandbox import Limits, run_worker, warm_start
+from autograder.sandbox import Limits, close_warm_starts, run_worker, warm_start
 
 __all__ = ["grade", "build_request", "measure"]
 
@@ -25,10 +23,12 @@ PROTECTED = ("tests",)  # besides each assignment's reference paths and the assi
 
 
 def grade(submission: Path, results_path: Path, assignment_name: str | None = None, log=print,
-          limits: Limits | None = None) -> dict:
+          limits: Limits | None = None, keep_warm: bool = True) -> dict:
     """Grade one submission (a notebook or a folder) and write results.json, whatever happens.
 
-    `limits` replaces the assignment's sandbox limits (tests use short timeouts).
+    `limits` replaces the assignment's sandbox limits (tests use short timeouts). `keep_warm=False` (one
+    submission, as on Gradescope) stops the sandbox's warm start once the run is over, so that its memory is free
+    while the cases run.
     """
     started = time.monotonic()
     results = None
@@ -38,7 +38,7 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
         if limits is not None:
             assignment = dataclasses.replace(assignment, limits=limits)
         log(f"grading {notebook.path} as {assignment.name}")
-        results = grade_notebook(notebook, assignment, notes, started)
+        results = grade_notebook(notebook, assignment, notes, started, keep_warm)
     except SubmissionError as error:
         log(f"submission error: {error.staff_detail}")
         assignment = load_assignment(assignment_name or assignment_names()[0])
@@ -84,29 +84,29 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
                               f"one that implements the most graded functions and classes (not graded: {others})."]
 
 
-def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float) -> dict:
-    warm_start(assignment.preload)  # first: its imports overlap the grader's work up to run_worker
+def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float,
+                   keep_warm: bool = True) -> dict:
     notes = notes + _other_assignment(notebook, assignment)
     secret, is_default = assignment.secret()
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
-    request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"))
     protected = _protected(assignment)
-    reference = importlib.import_module(f"autograder.assignments.{assignment.name}.reference").expected
-    expected: dict = {}
-    # The grader idles while the sandbox runs: compute the reference's answers meanwhile. A call whose
-    # reference fails is simply left out here and recomputed (and reported) by its case.
-    precompute = threading.Thread(target=_answer_all, args=(reference, calls, expected), daemon=True)
-    precompute.start()
+    reference = LazyReference(f"autograder.assignments.{assignment.name}.reference")
+    # Before the sandbox, in a child that exits: the reference's memory is free again when the student's
+    # processes start, and each call's CPU cost calibrates that call's CPU budget in the sandbox.
+    expected, costs = reference_answers(reference, calls)
+    warm_start(assignment.preload)
+    request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
     run = run_worker(request, assignment.limits, protected, assignment.preload)
-    precompute.join()
+    if not keep_warm:
+        close_warm_starts()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
     staff += [f"GRADER ERROR in test {case.number}: needs review (traceback below)" for case in cases
               if case.grader_error]
-    staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak private memory "
+    staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak memory "
                  f"{run.peak_memory_mb} MB"
                  + (f", phases {run.reply.get('seconds')}" if run.reply else ""))
     if run.reply is not None:  # written by the measurement process before any student code existed
@@ -119,7 +119,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
-                  run_seed: int = 0) -> dict:
+                  run_seed: int = 0, reference_cpu: dict[str, float] | None = None) -> dict:
     """What the sandbox is asked to do: the measurements (definitions, probes, calls) and the notebook run."""
     # Without run_all_cells the notebook is not run at all: only its imports and definitions are measured.
     cells = [{"id": c.id, "source": c.source} for c in notebook.cells] if assignment.run_all_cells else []
@@ -129,7 +129,8 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
         "measure": {"cells": notebook.definition_cells(assignment.context), "definitions": definitions, "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
                     "policy": assignment.policy.to_json(),
-                    "calls": [c.to_json() for c in calls]},
+                    "calls": [{**c.to_json(), "reference_cpu_seconds": (reference_cpu or {}).get(c.name)}
+                              for c in calls]},
     }
 
 
@@ -142,24 +143,6 @@ def measure(notebook: Notebook, assignment: Assignment, calls: list[Call], probe
 
 def _protected(assignment: Assignment) -> list[Path]:
     return [ROOT / p for p in assignment.reference_paths + PROTECTED] + [ASSIGNMENTS]
-
-
-# The reference is a pure function of a call's entry and arguments (grading is deterministic), so a process that
-# grades many submissions (batch) computes each distinct call once: the notebook's public checks, say.
-_answers: dict[tuple[str, str], str] = {}
-
-
-def _answer_all(reference, calls, into: dict) -> None:
-    for call in calls:
-        key = (reference.__module__, call.key())
-        try:
-            if key not in _answers:
-                _answers[key] = json.dumps(reference(call))
-                if len(_answers) > 256:  # most calls are one submission's own: keep the store small
-                    del _answers[next(iter(_answers))]
-            into[call.name] = json.loads(_answers[key])  # a fresh copy: a case may not alter another's answer
-        except Exception:
-            pass
 
 
 def _other_assignment(notebook: Notebook, assignment: Assignment) -> list[str]:

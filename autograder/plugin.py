@@ -22,11 +22,20 @@ from autograder.errors import NotRun
 from autograder.notebook import Notebook
 from autograder.rubric import Row, check_matches
 
-__all__ = ["CaseResult", "Submission", "run_cases"]
+__all__ = ["CaseResult", "NeedsReview", "Submission", "run_cases"]
 
 INI = Path(__file__).with_name("cases.ini")
 GRADER_ERROR = ("**Not your error:** the grader itself failed while checking this result. Your course staff will "
                 "review this check by hand; its points are not final until they have.")
+
+
+class NeedsReview(NotRun):
+    """The grading machine, not the student's code, stopped the check: it scores 0 until staff review it.
+    `reason`: "box" (stopped twice by the machine) or "grader" (the check could not be confined)."""
+
+    def __init__(self, message: str, reason: str = "box"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -52,6 +61,9 @@ class Submission:
         observation = self.reply.get("probes", {}).get(name)
         if not isinstance(observation, dict):
             raise NotRun("this check did not run: the notebook stopped before it")
+        if observation.get("needs_review"):
+            raise NeedsReview(str(observation.get("error", "it was stopped by the grading machine")),
+                              str(observation["needs_review"]))
         if not observation.get("ok"):
             raise NotRun(str(observation.get("error", "it failed")))
         return observation.get("value")
@@ -73,7 +85,13 @@ class CaseResult:
     visibility: str = "visible"
     tags: tuple[str, ...] = ()
     staff_detail: str = ""
-    grader_error: bool = False  # the trusted side raised: staff review it, the student is not told it is theirs
+    # Why staff must review the outcome, "" when they need not: "grader_error" (the trusted side raised; the student
+    # is not told it is theirs), "box" (the machine stopped the check twice), "grader" (a check it could not confine).
+    review: str = ""
+
+    @property
+    def grader_error(self) -> bool:
+        return self.review == "grader_error"
 
 
 class _Collector:
@@ -100,20 +118,22 @@ def _result(item, call, passed: bool, rubric: dict[str, Row]) -> CaseResult:
     number = getattr(function, "__number__", "")
     row = rubric.get(number, Row(weight=0.0))
     doc = row.name or (function.__doc__ or item.name).strip().split("\n")[0]
-    output, staff, grader_error = "Passed.", "", False
+    output, staff, review = "Passed.", "", ""
     if not passed:
         error = call.excinfo.value if call.excinfo else None
-        if isinstance(error, NotRun):
+        if isinstance(error, NeedsReview):
+            output, review = f"**Staff will review this check:** {error}", error.reason
+        elif isinstance(error, NotRun):
             output = f"**Could not run:** {error}"
         elif isinstance(error, AssertionError):
             output = str(error).split("\nassert ")[0]  # our message, without pytest's rewritten expression
         else:
             output = GRADER_ERROR
             staff = "".join(traceback.format_exception(error)) if error else "no exception"
-            grader_error = True
+            review = "grader_error"
     return CaseResult(name=doc, number=number, max_score=row.weight, score=row.weight if passed else 0.0,
                       status="passed" if passed else "failed", output=output, visibility=row.visibility,
-                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff, grader_error=grader_error)
+                      tags=tuple(getattr(function, "__tags__", ())), staff_detail=staff, review=review)
 
 
 def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) -> tuple[list[CaseResult], str]:

@@ -29,10 +29,10 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
     tests = [{
         "name": case.name, "number": case.number, "score": case.score, "max_score": case.max_score,
         "status": case.status, "output": case.output, "output_format": "md", "visibility": case.visibility,
-        "tags": list(case.tags), **({"extra_data": {"status": "grader_error"}} if case.grader_error else {}),
+        "tags": list(case.tags), **({"extra_data": {"status": "grader_error" if case.grader_error else "needs_review",
+                                           "reason": case.review}} if case.review else {}),
     } for case in cases]
-    review = [case.number or case.name for case in cases if case.grader_error]
-    details = [f"### {case.number} {case.name}{' (GRADER ERROR: needs review)' if case.grader_error else ''}\n"
+    details = [f"### {case.number} {case.name}{f' (NEEDS REVIEW: {case.review})' if case.review else ''}\n"
                f"{fence(case.staff_detail)}" for case in cases if case.staff_detail]
     if staff_log or details:
         tests.append({"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0,
@@ -47,7 +47,8 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"status": status, "detail": detail, "needs_review": review},
+        "extra_data": {"status": status, "detail": detail,
+                       "needs_review": [{"number": c.number or c.name, "reason": c.review} for c in cases if c.review]},
     }
 
 

@@ -26,15 +26,15 @@ from pathlib import Path
 from autograder.stafftext import quote
 from autograder.supervisor import host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
+from autograder.supervisor.memory import MemoryReport, MemoryWatch
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "SANDBOX_USER"]
+__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts", "SANDBOX_USER"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
 REPLY_LIMIT = 32_000_000
 WARM_START_SECONDS = 120
-WATCH_SECONDS = 0.2
 SLOTS = 8  # concurrent runs on one machine, each with a user of its own
 
 
@@ -43,6 +43,11 @@ class Limits:
     wall_seconds: int = 540  # whole run; Gradescope's default box allows 600 s per submission
     cell_timeout: int = 120  # one notebook cell or one measurement call
     memory_mb: int = 1200  # what the run's processes hold of their own (not the pages shared with the zygote)
+    # A measurement call's CPU-time budget: max(cpu_floor_seconds, cpu_factor x the reference's CPU time for the
+    # same call, measured by the grader). CPU time does not depend on how busy the machine is; the wall-clock
+    # limit (cell_timeout, the run's deadlines) is only a backstop, wide enough for a half-core box.
+    cpu_floor_seconds: int = 60
+    cpu_factor: float = 50.0
     max_processes: int = 128  # threads count too
     max_file_mb: int = 64  # largest file the student's code may write
     output_kb_per_cell: int = 1000  # printed output kept per cell
@@ -56,6 +61,7 @@ class WorkerRun:
     timed_out: bool = False
     memory_exceeded: bool = False
     peak_memory_mb: float | None = None
+    memory: MemoryReport | None = None  # how memory was measured, what was stopped and by whom
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     problem: str = ""  # why there is no reply, for the student
@@ -106,7 +112,8 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
     pipes = {name: os.pipe() for name in ("request", "report", "measurements")}
     request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
                "output_limit": limits.output_kb_per_cell * 1000}
-    request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5}
+    request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5,
+                          "calls": [_budgeted(call, limits) for call in request["measure"]["calls"]]}
     replies: dict[str, list[bytes]] = {"report": [], "measurements": []}
     try:
         worker = zygote.spawn([pipes["request"][0], pipes["report"][1], pipes["measurements"][1], log.fileno()],
@@ -125,9 +132,7 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
     for reader in readers:
         reader.start()
     find = _finder(zygote, user)
-    stop = threading.Event()
-    watch = threading.Thread(target=_watch_memory, args=(find, limits.memory_mb, stop, run), daemon=True)
-    watch.start()
+    watch = MemoryWatch(find, limits.memory_mb, zygote.host_pid()).start()
     try:
         with os.fdopen(pipes["request"][1], "wb") as stream:
             stream.write(json.dumps(request).encode())
@@ -138,7 +143,6 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
     except subprocess.TimeoutExpired:
         run.timed_out = True
     finally:
-        stop.set()
         if zygote.mode == "fallback" and user:  # kill(-1) as that uid: a fork chain cannot slip between scans
             try:
                 runusers.kill_everything_of(user.pw_uid)
@@ -150,11 +154,11 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
         worker.wait(timeout=10) if not run.timed_out else _forget(worker)
         for reader in readers:
             reader.join(timeout=5)
-        exceeded, peak = groups.memory_report()
-        if exceeded:
-            run.notes.append(f"memory limit ({limits.memory_mb} MB) reached: the cgroup stopped a process")
-        run.memory_exceeded |= exceeded
-        run.peak_memory_mb = peak if peak is not None else run.peak_memory_mb
+        oom_kills, peak = groups.memory_report()
+        run.memory = watch.stop(peak, oom_kills)
+        run.memory_exceeded = run.memory.exceeded
+        run.peak_memory_mb = run.memory.peak_mb
+        run.notes.append(run.memory.describe())
         groups.remove()
         if zygote.mode == "fallback":
             left = host.remove_leftovers(user.pw_uid) if user else []
@@ -168,6 +172,17 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
     run.wall_seconds = time.monotonic() - started
     run.reply, run.problem = _parse(replies, run)
     return run
+
+
+def _budgeted(call: dict, limits: Limits) -> dict:
+    """The call's CPU budget (calibrated by the reference's own CPU time where the grader measured it) and its
+    wall-clock backstop, then twice the budget: room for a CPU-bound child on half a core on a busy machine."""
+    reference, timeout = call.get("reference_cpu_seconds"), call.get("timeout", 60)
+    if reference is None:  # no calibration (tests, the GPU harness): the call's own wall limit bounds its CPU too
+        return {**call, "cpu_seconds": max(limits.cpu_floor_seconds, timeout), "timeout": timeout,
+                "wall_is_limit": True}
+    budget = round(max(limits.cpu_floor_seconds, limits.cpu_factor * reference), 1)
+    return {**call, "cpu_seconds": budget, "timeout": max(timeout, 2 * budget)}
 
 
 def _forget(worker) -> None:
@@ -197,25 +212,6 @@ def _finder(zygote: Zygote, user):
     return lambda: processes.descendants(zygote.host_pid())
 
 
-def _watch_memory(find, limit_mb: int, stop: threading.Event, run: WorkerRun) -> None:
-    """Memory as the run's processes hold it (private pages); over the limit, the biggest process is stopped, as
-    the OOM killer would: a hog in one measurement costs that measurement, a hog in the notebook run its kernel."""
-    peak = 0.0
-    while not stop.wait(WATCH_SECONDS):
-        sizes = {pid: processes.private_memory_mb([pid]) for pid in find()}
-        used = sum(sizes.values())
-        peak = max(peak, used)
-        run.peak_memory_mb = round(peak, 1)
-        if used > limit_mb and sizes:
-            run.memory_exceeded = True
-            biggest = max(sizes, key=sizes.get)
-            run.notes.append(f"memory limit ({limit_mb} MB) reached: stopped a process holding {sizes[biggest]:.0f} MB")
-            try:
-                os.kill(biggest, 9)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
 def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:
     """The reply: the measurements decide; the notebook run (after them) only adds its report. A run that ran out
     of time or memory in the notebook, once the measurement process had answered, keeps its measurements."""
@@ -238,10 +234,23 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None
         why = "ran out of memory" if run.memory_exceeded else "did not finish within the time limit" \
             if run.timed_out else "stopped"
         report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
-    reply = {**report, "probes": measured.get("probes", {}),
+    reply = {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
              "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
              "events": report.get("events", []) + events}
     return reply, ""
+
+
+def _whose_fault(probes: dict, memory: MemoryReport | None) -> dict:
+    """A call stopped twice from outside asks for review (the box's fault) unless this run's own limit stopped it:
+    a process the watchdog killed, or an OOM kill in the run's own cgroup (which holds only the run)."""
+    for result in probes.values():
+        if not isinstance(result, dict) or result.get("needs_review") != "box" or memory is None:
+            continue
+        if memory.cgroup_oom_kills or set(result.get("pids", [])) & {*memory.stopped, *memory.stopped_inside}:
+            result.pop("needs_review")
+            result["stopped"] = "memory"
+            result["error"] = f"your code used more memory than allowed ({memory.limit_mb} MB) and was stopped, twice"
+    return probes
 
 
 def _read_capped(fd: int, chunks: list[bytes]) -> None:
@@ -296,9 +305,11 @@ _zygotes: dict[tuple, Zygote] = {}
 
 
 @atexit.register
-def _close_warm_starts() -> None:
+def close_warm_starts() -> None:
+    """Stop every zygote: a grader that grades one submission frees their memory before its cases run."""
     for zygote in _zygotes.values():
         zygote.close()
+    _zygotes.clear()
 
 
 def warm_start(preload: tuple[str, ...], user=None, refusal: str = "") -> Zygote:

@@ -1,36 +1,137 @@
-"""Gradescope's container, simulated: no CAP_SYS_ADMIN, cgroup mounts read-only, and no user namespaces (its
-seccomp profile refuses them; here AUTOGRADER_DISABLE=bwrap stands in for that). The fallback sandbox must still
-grade both parts right there, inside the memory the default box has, and say in the staff log that it fell back.
+"""Gradescope's container, simulated by tests/gradescope_box.py: a Docker-like seccomp filter refusing namespaces,
+Docker's default capabilities (no CAP_SYS_ADMIN, no CAP_SYS_PTRACE), 768 MiB and half a core around everything
+(the grader too), the image's files out of the page cache, a fresh overlay of the kit per grading.
+
+First the box itself (each mechanism asserted from inside it), then gradings in it: the fallback sandbox must
+grade both parts right there, measure memory without ptrace, and say in the staff log that it fell back.
 """
 
 import json
 import os
-import subprocess
+import re
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "tests" / "submissions"
-CONTAINER = (
-    'for m in $(awk \'$3 == "cgroup" || $3 == "cgroup2" {print $2}\' /proc/mounts); do '
-    'mount -o remount,bind,ro "$m"; done; '
-    'exec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- "$@"'
-)
+sys.path.insert(0, str(ROOT / "tests"))
+from gradescope_box import DOCKER_CAPS, CAP_NUMBERS, Box, resident_fraction  # noqa: E402
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason="simulating the container needs root (unshare -m)")]
+              pytest.mark.skipif(os.geteuid() != 0, reason="the Gradescope box needs root (cgroups, mounts)")]
+
+CLONE_NEWNS, CLONE_NEWUSER, SIGCHLD = 0x00020000, 0x10000000, 17
+CAP_SYS_PTRACE, CAP_SYS_ADMIN = 19, 21
 
 
-def grade_in_container(notebook: Path, assignment: str, out: Path) -> dict:
-    env = {**os.environ, "AUTOGRADER_DISABLE": "bwrap", "AUTOGRADER_SECRET": "container test"}
-    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", CONTAINER, "sh",
-               sys.executable, "-m", "autograder", "--submission", str(notebook), "--results", str(out),
-               "--assignment", assignment]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
+def inside(code: str, box: Box | None = None):
+    """Run Python code in a fresh box; its last stdout line is JSON."""
+    run = (box or Box(evict=False)).run([sys.executable, "-c", textwrap.dedent(code)])
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1]), run
+
+
+def test_namespaces_are_refused_by_the_filter_not_only_by_capabilities():
+    # unshare(CLONE_NEWUSER) needs no capability: only a seccomp filter refuses it to root without CAP_SYS_ADMIN.
+    seen, _ = inside(f"""
+        import ctypes, json, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        def errno_of(result):
+            return ctypes.get_errno() if result == -1 else result
+        out = {{"unshare_user": errno_of(libc.unshare({CLONE_NEWUSER})),
+                "unshare_mount": errno_of(libc.unshare({CLONE_NEWNS})),
+                "mount": errno_of(libc.mount(b"none", b"/mnt", b"tmpfs", 0, None)),
+                "clone3": errno_of(libc.syscall(435, None, 0)),
+                "seccomp": [l.split()[1] for l in open("/proc/self/status") if l.startswith("Seccomp:")][0]}}
+        pid = libc.syscall(56, {CLONE_NEWUSER | SIGCHLD}, None, None, None, None)  # clone: refused, or a child
+        if pid == 0:
+            os._exit(0)
+        out["clone_newuser"] = errno_of(pid) if pid == -1 else "allowed"
+        child = os.fork()  # a plain fork (clone without namespace flags) still works
+        if child == 0:
+            os._exit(7)
+        out["fork"] = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        print(json.dumps(out))
+    """)
+    import errno
+    assert seen["unshare_user"] == errno.EPERM and seen["unshare_mount"] == errno.EPERM
+    assert seen["mount"] == errno.EPERM and seen["clone_newuser"] == errno.EPERM
+    assert seen["clone3"] == errno.ENOSYS  # as Docker: glibc falls back to clone, whose flags the filter reads
+    assert seen["seccomp"] == "2" and seen["fork"] == 7
+
+
+def test_root_inside_has_dockers_capabilities_only():
+    seen, _ = inside("""
+        import json, os
+        caps = {l.split(":")[0]: int(l.split()[1], 16) for l in open("/proc/self/status") if l.startswith("Cap")}
+        print(json.dumps({"uid": os.getuid(), **caps}))
+    """)
+    docker = sum(1 << CAP_NUMBERS[name] for name in DOCKER_CAPS)
+    assert seen["uid"] == 0
+    assert seen["CapBnd"] == docker and seen["CapEff"] == docker
+    assert not seen["CapBnd"] & (1 << CAP_SYS_PTRACE) and not seen["CapBnd"] & (1 << CAP_SYS_ADMIN)
+
+
+def test_one_read_only_cgroup_of_768_mib_and_half_a_core_holds_everything():
+    seen, _ = inside("""
+        import json, os
+        memory, cpu = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu"
+        try:
+            os.mkdir(memory + "/run")
+            made = "yes"
+        except OSError as error:
+            made = error.errno
+        print(json.dumps({"limit": int(open(memory + "/memory.limit_in_bytes").read()),
+                          "quota": int(open(cpu + "/cpu.cfs_quota_us").read()),
+                          "period": int(open(cpu + "/cpu.cfs_period_us").read()),
+                          "mine": str(os.getpid()) in open(memory + "/cgroup.procs").read().split(), "mkdir": made}))
+    """)
+    import errno
+    assert seen["limit"] == 768 * 2**20 and seen["mine"]
+    assert (seen["quota"], seen["period"]) == (50000, 100000)
+    assert seen["mkdir"] == errno.EROFS  # the grader cannot make cgroups of its own there
+    hog = Box(evict=False).run([sys.executable, "-c", "x = bytearray(900 * 2**20); x[::4096] = b'1' * len(x[::4096])"])
+    assert hog.returncode == -9 and hog.oom_kills >= 1  # the limit is in force
+
+
+def test_the_image_files_leave_the_page_cache_before_each_run(tmp_path):
+    image = tmp_path / "image"
+    image.mkdir()
+    blob = image / "libbig.so"
+    with open(blob, "wb") as stream:
+        stream.write(os.urandom(4 * 2**20))
+        stream.flush()
+        os.fsync(stream.fileno())  # clean pages: the image's files are never dirty
+    blob.read_bytes()
+    assert resident_fraction(blob) > 0.9  # written and read: cached
+    run = Box(image_paths=(image,)).run(["true"])
+    assert run.returncode == 0 and run.evicted_files == 1
+    assert resident_fraction(blob) == 0.0
+    roots = Box().image_paths  # by default: the environment's real folder, the standard library, the kit
+    assert Path(sys.prefix).resolve() in roots and ROOT in roots
+
+
+def test_each_run_gets_a_fresh_overlay_of_the_kit():
+    marker = ROOT / "autograder" / ".written-in-the-box"
+    write = f"open({str(marker)!r}, 'w').write('x'); import json; print(json.dumps(True))"
+    seen, _ = inside(write)
+    assert seen and not marker.exists()  # written in the overlay, not the kit
+    again, _ = inside(f"import json, os; print(json.dumps(os.path.exists({str(marker)!r})))")
+    assert again is False
+
+
+# ---- gradings in the box (slow: minutes each on half a core) ----
+
+def grade_in_box(notebook: Path, assignment: str, out: Path):
+    env = {**os.environ, "AUTOGRADER_SECRET": "container test"}
+    env.pop("AUTOGRADER_DISABLE", None)  # bubblewrap is tried, and refused by the box's filter
+    run = Box().run([sys.executable, "-m", "autograder", "--submission", str(notebook), "--results", str(out),
+                     "--assignment", assignment], env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text()), run
 
 
 def staff_log(results: dict) -> str:
@@ -41,26 +142,36 @@ def failed(results: dict) -> set[str]:
     return {t["number"] for t in results["tests"] if t["status"] == "failed" and t["max_score"] > 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("assignment, solution_total", [("hw4_part1", 40), ("hw4_part2", 10)])
 def test_the_fallback_grades_the_solution_full_and_the_template_zero(tmp_path, assignment, solution_total):
-    solution = grade_in_container(ROOT / "solution" / "notebooks" / f"{assignment}.ipynb", assignment,
-                                  tmp_path / "solution.json")
+    solution, run = grade_in_box(ROOT / "solution" / "notebooks" / f"{assignment}.ipynb", assignment,
+                                 tmp_path / "solution.json")
     assert solution["score"] == solution_total, solution["output"]
+    assert run.oom_kills == 0
     log = staff_log(solution)
-    assert "FALLBACK SANDBOX" in log and "no cgroups" in log  # it knew where it was, and said so
-    template = grade_in_container(ROOT / "student_template" / f"{assignment}.ipynb", assignment,
-                                  tmp_path / "template.json")
+    assert "FALLBACK SANDBOX" in log and "bubblewrap refused" in log and "no cgroups" in log
+    # The watchdog measured the run without ptrace (it read 0 MB forever with smaps_rollup).
+    peak = float(re.search(r"memory: peak ([\d.]+) MB \(statm\)", log).group(1))
+    assert peak > 20
+    assert solution["extra_data"]["needs_review"] == []
+    template, _ = grade_in_box(ROOT / "student_template" / f"{assignment}.ipynb", assignment,
+                               tmp_path / "template.json")
     assert template["score"] == 0
 
 
+@pytest.mark.slow
 def test_the_fallback_takes_points_only_where_the_mistake_is(tmp_path):
-    results = grade_in_container(SUBMISSIONS / "hw4_part1" / "adam_no_bias_correction.ipynb", "hw4_part1",
-                                 tmp_path / "wrong.json")
+    results, _ = grade_in_box(SUBMISSIONS / "hw4_part1" / "adam_no_bias_correction.ipynb", "hw4_part1",
+                              tmp_path / "wrong.json")
     assert {"5.3", "5.4", "5.5"} <= failed(results) <= {f"5.{i}" for i in range(1, 7)}
 
 
-def test_the_fallback_stops_a_memory_hog_by_its_memory(tmp_path):
-    results = grade_in_container(SUBMISSIONS / "hw4_part1" / "attack_memory_hog.ipynb", "hw4_part1",
-                                 tmp_path / "hog.json")
+@pytest.mark.slow
+def test_the_fallback_stops_a_memory_hog_by_its_memory_before_the_container_does(tmp_path):
+    results, _ = grade_in_box(SUBMISSIONS / "hw4_part1" / "attack_memory_hog.ipynb", "hw4_part1",
+                              tmp_path / "hog.json")
     assert failed(results) == {f"{g}.{i}" for g, n in ((4, 6), (5, 6)) for i in range(1, n + 1)}
-    assert "FALLBACK SANDBOX" in staff_log(results)
+    log = staff_log(results)
+    assert "FALLBACK SANDBOX" in log and "watchdog stopped" in log
+    assert results["extra_data"]["needs_review"] == []  # the student's own hog: their memory, not the box's

@@ -154,14 +154,17 @@ def test_a_memory_hog_is_stopped_by_the_memory_limit_and_costs_only_its_own_chec
     run = measure([("hog", "hog", {}, 60), ("optimizer", "optimizer", {}, 30)],
                   limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
     assert run.memory_exceeded, run.notes
-    assert any("memory limit (400 MB) reached" in note for note in run.notes), run.notes  # watchdog or cgroup
-    assert run.reply["probes"]["hog"] == {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
+    assert run.memory.limit_mb == 400 and (run.memory.stopped or run.memory.cgroup_oom_kills), run.notes
+    hog = run.reply["probes"]["hog"]  # stopped twice (retried once): by its own limit, so not for review
+    assert not hog["ok"] and hog["stopped"] == "memory" and "needs_review" not in hog, (hog, run.memory)
+    assert hog["error"].startswith("your code used more memory than allowed (400 MB)")
     assert value(run, "optimizer").startswith("RuntimeError")  # the next check still ran
 
 
 def test_a_call_that_hangs_times_out_and_the_next_still_runs():
     run = measure([("hang", "hang", {}, 3), ("optimizer", "optimizer", {}, 30)])
-    assert run.reply["probes"]["hang"] == {"ok": False, "error": "did not finish within 3 s"}
+    hang = run.reply["probes"]["hang"]  # an uncalibrated call: its wall limit is final, no retry, no review
+    assert not hang["ok"] and hang["stopped"] == "time" and hang["error"] == "did not finish within 3 s"
     assert value(run, "optimizer").startswith("RuntimeError")
 
 

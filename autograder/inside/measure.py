@@ -2,25 +2,34 @@
 
 Forked by the worker before any student code exists, it never runs student code itself. It installs the
 assignment's policy once (policy.py: preloads, Landlock, seccomp, the guard), then for each call forks a child
-that closes every descriptor but its own result pipe, installs its own stricter seccomp filter, seeds Python's, numpy's and torch's generators from the call,
-executes the definitions (runtime.py), runs the probe and writes plain JSON back. A child that overruns its time
+that closes every descriptor but its own result pipe, installs its own stricter seccomp filter, seeds Python's,
+numpy's and torch's generators from the call, executes the definitions (runtime.py), runs the probe and writes
+plain JSON back. A child that overruns its time
 is killed; a definition that kills its process is found by a first child that reports after each cell, and is
 left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
 children close theirs before anything else), and then the process exits.
 
-Request (JSON on stdin): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
-  "sources": {label: cell source}, "probes": str, "calls": [{"name", "entry", "args", "timeout", "seed"}],
-  "deadline": s, "kind": str,
+Request (JSON on the request descriptor the worker passes): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
+  "sources": {label: cell source}, "probes": str,
+  "calls": [{"name", "entry", "args", "timeout", "cpu_seconds", "seed"}], "deadline": s, "kind": str,
   "policy": {"libraries", "imports", "forbidden", "kernels"} (the assignment's MeasurementPolicy),
   "switched_off": [layer] (tests only: show that a layer is what stops an attack)}
-Reply: {"probes": {name: {"ok", "value" | "error"}}, "definition_errors": [[label, text]], "events": [str],
-        "layers": [the policy layers in force, or "missing: ..."]}
+Reply: {"probes": {name: {"ok", "value" | "error", "cpu_seconds", ["stopped", "needs_review", "pids"]}},
+  "definition_errors": [[label, text]], "events": [str],
+  "layers": [the policy layers in force, or "missing: ..."]}
+
+Limits: each call's child has a CPU-time budget (RLIMIT_CPU, `cpu_seconds`: the grader sets it from the
+reference's own cost), which does not depend on how busy the machine is; its wall-clock `timeout` is only a
+generous backstop for a child that sleeps or waits. A child stopped by the box rather than by its own budget
+(killed from outside: the OOM killer or the grader's watchdog; the wall backstop) is run once more; stopped that
+way again, its result says `needs_review: "box"` with the pids killed, and the grader decides whose fault it was.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import signal
 import sys
@@ -30,6 +39,8 @@ import policy
 import runtime
 
 RESULT_LIMIT = 8_000_000
+CPU_GRACE = 5  # seconds between the soft CPU limit (SIGXCPU) and the hard one (SIGKILL)
+WAITING_SHARE = 0.02  # a child past its wall backstop that used less CPU than this share of it was waiting
 FRAME = b"\x00autograder-frame:"
 CONFINE_FAILED = 71  # a child's exit status when its system-call filter could not be installed (the grader's fault)
 
@@ -102,24 +113,48 @@ def _run_call(request: dict, cells: list[dict], call: dict, timeout: float) -> d
         measured = runtime.Runtime(cells, request["definitions"], request["sources"])
         write(runtime.encode(measured.call(request["probes"], call["entry"], call["args"])))
 
-    outcome = _in_child(body, timeout)
-    if outcome["timed_out"]:
-        return {"ok": False, "error": f"did not finish within {timeout:.0f} s"}
+    budget = call.get("cpu_seconds")
+    outcome = _in_child(body, timeout, budget)
+    if outcome["stopped"] == "wall" and call.get("wall_is_limit"):  # uncalibrated: the wall clock is the limit
+        return {"ok": False, "stopped": "time", "cpu_seconds": outcome["cpu_seconds"],
+                "error": f"did not finish within {timeout:.0f} s"}
+    if _stopped_by_box(outcome):  # not the student's own limit: once more before anyone is blamed
+        first = outcome
+        outcome = _in_child(body, timeout, budget)
+        if _stopped_by_box(outcome):
+            return {"ok": False, "needs_review": "box", "stopped": outcome["stopped"],
+                    "pids": [first["pid"], outcome["pid"]], "cpu_seconds": outcome["cpu_seconds"],
+                    "error": "this check was stopped twice by the grading machine (out of memory or time while it "
+                             "was overloaded), not by a limit on your code; your course staff will review it"}
+    result = _result_of(outcome, budget)
+    result["cpu_seconds"] = outcome["cpu_seconds"]
+    return result
+
+
+def _stopped_by_box(outcome: dict) -> bool:
+    return outcome["stopped"] in ("killed", "wall")
+
+
+def _result_of(outcome: dict, budget: float | None) -> dict:
+    if outcome["stopped"] == "waited":
+        return {"ok": False, "stopped": "waited",
+                "error": f"did not finish within {outcome['wall_limit']:.0f} s (it was waiting, not computing: a "
+                         f"sleep, input() or a lock?)"}
+    if outcome["stopped"] == "cpu":
+        return {"ok": False, "stopped": "cpu",
+                "error": f"your code used more than the {budget:.0f} s of CPU time this check allows (many times "
+                         f"what a correct implementation needs here); look for a loop that does not end"}
     try:
         result = json.loads(outcome["output"]) if outcome["output"] else None
     except ValueError:
         result = None
     if not isinstance(result, dict) or "ok" not in result:
-        if outcome["status"] == -9:  # SIGKILL: the sandbox's memory watchdog, or the kernel's OOM killer
-            return {"ok": False, "error": "your code was stopped: it used more memory than allowed"}
         if outcome["status"] == CONFINE_FAILED:
-            return {"ok": False, "error": "the grader could not confine this check (not your code)",
-                    "grader_problem": True}
+            return {"ok": False, "needs_review": "grader",
+                    "error": "the grader could not confine this check (not your code); your course staff will review it"}
         why = f"exit status {outcome['status']}" if outcome["status"] else "no result"
         return {"ok": False, "error": f"your code stopped the grading process ({why})"}
     return result
-
-
 def _seed(seed: int) -> None:
     """The same file always draws the same numbers, whichever generator it uses."""
     import random
@@ -132,8 +167,10 @@ def _seed(seed: int) -> None:
             module.manual_seed(seed)
 
 
-def _in_child(body, timeout: float) -> dict:
-    """Run body(write) in a forked child; collect what it wrote within `timeout` seconds.
+def _in_child(body, timeout: float, cpu_seconds: float | None = None) -> dict:
+    """Run body(write) in a forked child under a CPU budget; collect what it wrote within `timeout` seconds.
+    "stopped": None, "cpu" (its own budget), "killed" (SIGKILL from outside), "wall" (the backstop, while
+    computing: a starved box) or "waited" (the backstop, while sleeping or blocked: the student's code).
 
     Student code shares the child and its pipe, so what body writes is framed with a nonce drawn for this child,
     and only the frames are read back: bytes written around them (a flood of fake results) are ignored."""
@@ -144,6 +181,8 @@ def _in_child(body, timeout: float) -> dict:
         code = 0
         try:
             _become_child(write_end)
+            if cpu_seconds:
+                _limit_cpu(cpu_seconds)
             try:
                 policy.confine_child()
             except BaseException:
@@ -177,10 +216,25 @@ def _in_child(body, timeout: float) -> dict:
     os.close(read_end)
     if timed_out:
         os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     output = _frames(b"".join(chunks), nonce) if size <= RESULT_LIMIT else b""
-    return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out,
-            "status": os.waitstatus_to_exitcode(status)}
+    code, used = os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
+    over_budget = cpu_seconds is not None and used >= int(cpu_seconds + 0.999)
+    stopped = ("waited" if used < WAITING_SHARE * timeout else "wall") if timed_out \
+        else "cpu" if code == -signal.SIGXCPU or code == -9 and over_budget else "killed" if code == -9 else None
+    return {"output": output.decode("utf-8", "replace"), "timed_out": timed_out, "status": code, "pid": pid,
+            "stopped": stopped, "cpu_seconds": round(used, 2), "wall_limit": timeout}
+
+
+def _limit_cpu(seconds: float) -> None:
+    """RLIMIT_CPU for this child (its CPU clock starts at 0 at fork), within the run's own hard limit."""
+    _, ceiling = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = max(1, int(seconds + 0.999))
+    hard = soft + CPU_GRACE
+    if ceiling != resource.RLIM_INFINITY:
+        hard = min(hard, ceiling)
+        soft = min(soft, max(1, hard - CPU_GRACE))
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _frames(raw: bytes, nonce: bytes) -> bytes:

@@ -101,9 +101,12 @@ def _grade_lines(row: Row, numbers: list[str]) -> Iterable[list]:
 
 
 def _needs_review(results: dict | None) -> list[str]:
-    """Numbers of the tests where the grader itself failed (results.json's extra_data.needs_review)."""
+    """Numbers of the tests staff must review (results.json's extra_data.needs_review: the grader failed, or the
+    machine stopped the check)."""
     found = ((results or {}).get("extra_data") or {}).get("needs_review")
-    return [str(n) for n in found] if isinstance(found, list) else []
+    if not isinstance(found, list):
+        return []
+    return [str(n.get("number", "")) if isinstance(n, dict) else str(n) for n in found]
 
 
 def _total(row: Row) -> float | None:

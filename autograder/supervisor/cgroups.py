@@ -66,20 +66,18 @@ class Cgroups:
                 pass
         return found
 
-    def memory_report(self) -> tuple[bool, float | None]:
+    def memory_report(self) -> tuple[int, float | None]:
+        """(OOM kills in the run's memory cgroup, its peak usage in MB); (0, None) without one."""
         path = self.paths.get("memory")
         if not path:
-            return False, None
+            return 0, None
         try:
-            failures = int((path / "memory.failcnt").read_text())
             peak = int((path / "memory.max_usage_in_bytes").read_text()) / 2**20
-            oom_kills = [line for line in (path / "memory.oom_control").read_text().split("\n")
-                         if line.startswith("oom_kill ")]
-            killed = bool(oom_kills) and int(oom_kills[0].split()[1]) > 0
-            return killed or failures > 0 and peak > 0.9 * int(
-                (path / "memory.limit_in_bytes").read_text()) / 2**20, round(peak, 1)
+            kills = [line.split()[1] for line in (path / "memory.oom_control").read_text().splitlines()
+                     if line.startswith("oom_kill ")]
+            return (int(kills[0]) if kills else 0), round(peak, 1)
         except (OSError, ValueError):
-            return False, None
+            return 0, None
 
     def remove(self) -> None:
         for path in self.paths.values():

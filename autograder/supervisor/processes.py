@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "command_name", "private_memory_mb", "processes_of", "kill_all"]
+__all__ = ["descendants", "command_name", "processes_of", "kill_all"]
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -47,19 +47,6 @@ def processes_of(uid: int) -> list[int]:
         except OSError:
             pass
     return found
-
-
-def private_memory_mb(pids: list[int]) -> float:
-    """What these processes hold alone (pages shared copy-on-write with the zygote are not counted)."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith(("Private_Clean:", "Private_Dirty:", "Swap:")):
-                    total += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return total / 1024
 
 
 def kill_all(find, rounds: int = 100) -> None:

@@ -19,7 +19,7 @@ def _observe(submission, name: str):
     try:
         return submission.probe(name)
     except NotRun as error:
-        raise NotRun(str(error) + feedback.likely_cause(str(error))) from None
+        raise type(error)(str(error) + feedback.likely_cause(str(error))) from None  # NeedsReview stays one
 
 
 @number("1.1")
