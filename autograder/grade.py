@@ -126,7 +126,8 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
     definitions = {name: [d.to_json() for d in group] for name, group in notebook.definitions.items()}
     return {
         "cells": cells, "seed": run_seed,
-        "measure": {"cells": notebook.definition_cells(assignment.context), "definitions": definitions, "sources": notebook.sources(),
+        "measure": {"cells": notebook.definition_cells(assignment.context), "definitions": definitions,
+                    "sources": notebook.sources(),
                     "probes": probes_source or assignment.probes_source, "kind": assignment.measured,
                     "policy": assignment.policy.to_json(),
                     "calls": [{**c.to_json(), "reference_cpu_seconds": (reference_cpu or {}).get(c.name)}

@@ -79,7 +79,6 @@ def grade(notebook: Path, assignment: str, out: Path) -> dict:
 
 def grade_plain(notebook: Path, assignment: str, out: Path) -> dict:
     """A grading on this machine as it is (no box): the sandbox's own mode, its own slot."""
-    import resource
     import subprocess
     import time
     env = {**os.environ, "AUTOGRADER_SECRET": os.environ.get("AUTOGRADER_SECRET", "bench box")}

@@ -31,7 +31,9 @@ def _check(result: int, what: str) -> None:
 
 
 def _mount(libc, source: str | None, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
-    encode = (lambda s: s.encode() if s is not None else None)
+    def encode(text: str | None) -> bytes | None:
+        return text.encode() if text is not None else None
+
     _check(libc.mount(encode(source), encode(target), encode(kind), flags, encode(data)), f"mount {target}")
 
 

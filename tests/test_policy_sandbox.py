@@ -11,7 +11,7 @@ import re
 import pytest
 
 from autograder.supervisor import runusers
-from tests.test_sandbox import mode, measure, value  # noqa: F401  (mode: the sandbox fixture)
+from tests.test_sandbox import measure, mode, value  # noqa: F401, F811  (mode: the sandbox fixture)
 
 pytestmark = pytest.mark.integration
 

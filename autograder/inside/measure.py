@@ -9,7 +9,8 @@ is killed; a definition that kills its process is found by a first child that re
 left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
 children close theirs before anything else), and then the process exits.
 
-Request (JSON on the request descriptor the worker passes): {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
+Request (JSON on the request descriptor the worker passes):
+  {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
   "sources": {label: cell source}, "probes": str,
   "calls": [{"name", "entry", "args", "timeout", "cpu_seconds", "seed"}], "deadline": s, "kind": str,
   "policy": {"libraries", "imports", "forbidden", "kernels"} (the assignment's MeasurementPolicy),

@@ -102,7 +102,7 @@ def _add_results(record: SubmissionRecord, out: Path) -> None:
         record.tests[number] = TestOutcome(number, str(test.get("name", "")), float(test.get("score", 0)),
                                            float(test["max_score"]))
         output = str(test.get("output", ""))
-        flagged = test.get("extra_data") if isinstance(test.get("extra_data"), dict) else {}
+        flagged: dict = test["extra_data"] if isinstance(test.get("extra_data"), dict) else {}
         if output.startswith(GRADER_ERROR) or flagged.get("status") in ("grader_error", "needs_review"):
             record.grader_errors.append(number)
         for found in _MISTAKE.finditer(output):

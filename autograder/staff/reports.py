@@ -92,7 +92,8 @@ def _grade_lines(row: Row, numbers: list[str]) -> Iterable[list]:
     notebook = (results.get("extra_data") or {}).get("notebook") or _graded_name(results.get("output", ""))
     file = row.entry.path.name + (f"/{notebook}" if notebook and row.entry.path.is_dir() else "")
     ours = _total(row)
-    values = [row.status, " ".join(_needs_review(results)), ours, row.entry.recorded_score, changed(ours, row.entry.recorded_score),
+    values = [row.status, " ".join(_needs_review(results)), ours, row.entry.recorded_score,
+              changed(ours, row.entry.recorded_score),
               sum(t["max_score"] for t in scored.values()) if row.results else None,
               *(scored[n]["score"] if n in scored else None for n in numbers), row.detail]
     for person in row.entry.submitters or (None,):

@@ -87,8 +87,8 @@ for line in sys.stdin:
 """
 
 # A new Python where torch.optim was never touched, stepping the optimizer over a pipe.
-FRESH_INTERPRETER = routed(f"_Remote('Adagrad', params, lr=lr, initial_accumulator_value=0.1, eps=epsilon)",
-                           f"_Remote('Adam', params, lr=lr, betas=(beta1, beta2), eps=epsilon)",
+FRESH_INTERPRETER = routed("_Remote('Adagrad', params, lr=lr, initial_accumulator_value=0.1, eps=epsilon)",
+                           "_Remote('Adam', params, lr=lr, betas=(beta1, beta2), eps=epsilon)",
                            prefix=f'''import json
 import subprocess
 import sys

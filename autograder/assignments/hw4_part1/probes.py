@@ -1,7 +1,8 @@
 """HW4 Part 1 probes: what is measured in the measurement process, with the student's definitions.
 
 Each entry point runs in a fresh process holding the notebook's imports, definitions and top-level context (its
-constants, `device`, data; never the given evaluation cells; graded classes loaded by `_autograder.load`), where torch.optim cannot run. Inputs arrive as JSON; results leave as plain lists and numbers.
+constants, `device`, data; never the given evaluation cells; graded classes loaded by `_autograder.load`), where
+torch.optim cannot run. Inputs arrive as JSON; results leave as plain lists and numbers.
 The grader's cases (cases.py) judge them: the optimizers' runs step by step against the update rule (replay.py).
 The reference answers for forward and loss come from the same functions called with the solution's classes.
 """
