@@ -32,7 +32,7 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "tags": list(case.tags), **({"extra_data": {"status": "grader_error" if case.grader_error else "needs_review",
                                            "reason": case.review}} if case.review else {}),
     } for case in cases]
-    details = [f"### {case.number} {case.name}{f' (NEEDS REVIEW: {case.review})' if case.review else ''}\n"
+    details = [f"### {case.number} {case.name}{f' (needs review: {case.review})' if case.review else ''}\n"
                f"{fence(case.staff_detail)}" for case in cases if case.staff_detail]
     if staff_log or details:
         tests.append({"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0,

@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from autograder.plugin import CaseResult
+from autograder.rubric import Row
 from autograder.results import SCHEMA, build_results, console_table, failure_results, write_results
 
 
@@ -61,9 +62,12 @@ def test_a_grader_error_is_flagged_for_review_not_blamed_on_the_student(tmp_path
     from autograder.plugin import GRADER_ERROR, run_cases
     from autograder.plugin import Submission
     cases = tmp_path / "cases.py"
-    cases.write_text("def test_ok(submission):\n    pass\n\n\ndef test_broken(submission):\n    {}['missing']\n\n\n"
-                     "def test_wrong(submission):\n    raise AssertionError('expected 1, got 2')\n")
-    results, _ = run_cases(cases, Submission(None, {}, "", {}, None, None))
+    cases.write_text("from gradescope_utils.autograder_utils.decorators import number\n\n\n"
+                     "@number('1')\ndef test_ok(submission):\n    pass\n\n\n"
+                     "@number('2')\ndef test_broken(submission):\n    {}['missing']\n\n\n"
+                     "@number('3')\ndef test_wrong(submission):\n    raise AssertionError('expected 1, got 2')\n")
+    rubric = {n: Row(weight=1.0, name=name) for n, name in (("1", "test_ok"), ("2", "test_broken"), ("3", "test_wrong"))}
+    results, _ = run_cases(cases, Submission(None, {}, "", {}, None, None), rubric)
     by_name = {r.name: r for r in results}
     assert by_name["test_broken"].grader_error and by_name["test_broken"].output == GRADER_ERROR
     assert not by_name["test_wrong"].grader_error and not by_name["test_ok"].grader_error
@@ -71,6 +75,6 @@ def test_a_grader_error_is_flagged_for_review_not_blamed_on_the_student(tmp_path
     jsonschema.validate(built, SCHEMA)
     flagged = [t for t in built["tests"] if t.get("extra_data", {}).get("status") == "grader_error"]
     assert [t["name"] for t in flagged] == ["test_broken"]
-    assert built["extra_data"]["needs_review"] == [{"number": "test_broken", "reason": "grader_error"}]
+    assert built["extra_data"]["needs_review"] == [{"number": "2", "reason": "grader_error"}]
     staff = next(t for t in built["tests"] if t["visibility"] == "hidden")["output"]
     assert "KeyError" in staff and "needs review" in staff and "KeyError" not in flagged[0]["output"]
