@@ -136,7 +136,7 @@ def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_cl
     import time
     from pathlib import Path
 
-    from autograder.batch import _close_to_others
+    from autograder.staff.batch import _close_to_others
     root = Path(__file__).resolve().parent.parent
     folder = tmp_path / "ag-classmates-notebooks"
     folder.mkdir(mode=0o755)

@@ -61,7 +61,7 @@ def test_a_grader_error_is_flagged_for_review_not_blamed_on_the_student(tmp_path
     extra_data, counted in the results' needs_review, and its traceback goes to the staff log only."""
     from autograder.plugin import GRADER_ERROR, run_cases
     from autograder.plugin import Submission
-    cases = tmp_path / "cases.py"
+    cases = tmp_path / "cases_with_a_grader_error.py"  # a name of its own: pytest caches modules by name
     cases.write_text("from gradescope_utils.autograder_utils.decorators import number\n\n\n"
                      "@number('1')\ndef test_ok(submission):\n    pass\n\n\n"
                      "@number('2')\ndef test_broken(submission):\n    {}['missing']\n\n\n"
