@@ -23,16 +23,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.config import GraderConfig
 from autograder.stafftext import quote
 from autograder.supervisor import host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
 from autograder.supervisor.memory import MemoryReport, MemoryWatch
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts", "SANDBOX_USER"]
+__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
 REPLY_LIMIT = 32_000_000
 WARM_START_SECONDS = 120
 SLOTS = 8  # concurrent runs on one machine, each with a user of its own
@@ -68,29 +68,31 @@ class WorkerRun:
     mode: str = ""  # "namespaces" or "fallback"
 
 
-def run_worker(request: dict, limits: Limits, protected: list[Path],
-               preload: tuple[str, ...] | None = None) -> WorkerRun:
-    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns."""
+def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tuple[str, ...] | None = None,
+               config: GraderConfig | None = None) -> WorkerRun:
+    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns.
+    `config`: the sandbox user's name and the layers switched off (GraderConfig(): none)."""
+    config = config or GraderConfig()
     started, notes = time.monotonic(), []
-    user, slot_lock = _claim_user(notes)
+    user, slot_lock = _claim_user(notes, config.sandbox_user)
     try:
-        return _run(request, limits, protected, preload or (), user, notes, started)
+        return _run(request, limits, protected, preload or (), user, notes, started, config)
     finally:
         if slot_lock is not None:
             os.close(slot_lock)
 
 
-def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun:
+def _run(request, limits, protected, preload, user, notes, started, config: GraderConfig) -> WorkerRun:
     if user:
         host.let_user_run_python(INSIDE, notes)
         for path in protected:  # only the owner (root) may enter: the reference and the hidden cases
             if path.is_dir():
                 path.chmod(path.stat().st_mode & ~0o077)
-    zygote = warm_start(preload, user)
+    zygote = warm_start(preload, user, config=config)
     if not zygote.wait_ready(WARM_START_SECONDS):
         notes.append(f"the warm start did not become ready; its log:\n{quote(zygote.log_tail())}")
         refusal = "" if zygote.mode == "fallback" else "the sandbox's warm start failed inside bubblewrap"
-        zygote = warm_start(preload, user, refusal=refusal)
+        zygote = warm_start(preload, user, refusal=refusal, config=config)
         if not zygote.wait_ready(WARM_START_SECONDS):
             return WorkerRun(None, notes=notes + [quote(zygote.log_tail())], problem="the sandbox could not start")
     run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
@@ -100,7 +102,7 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
             user = runusers.fresh_user()
             run.notes.append(f"fallback: the run's processes run as the fresh uid {user.pw_uid}")
             host.lock_down(ROOT, [*(p for p in host.python_paths() if ROOT in p.parents), INSIDE], run.notes)
-            groups = Cgroups.create(limits, run.notes)
+            groups = Cgroups.create(limits, run.notes, config.disabled)
         else:
             run.notes.append("not root and no bubblewrap: student code runs as the current user (dry runs only)")
         scratch = Path(tempfile.mkdtemp(prefix="autograder-run-"))
@@ -278,14 +280,15 @@ def _scrubbed_env(scratch: str) -> dict[str, str]:
     return env
 
 
-def _claim_user(notes: list[str]):
-    """(user, lock): as root, the first of this machine's slot users that no other run holds (flock)."""
+def _claim_user(notes: list[str], base: str):
+    """(user, lock): as root, the first of this machine's slot users (`base`, `base`-run1, ...) that no other run
+    holds (flock)."""
     if os.geteuid() != 0:
         return None, None
     global _last_slot
     folder = Path("/run/autograder")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    names = [SANDBOX_USER] + [f"{SANDBOX_USER}-run{slot}" for slot in range(1, SLOTS)]
+    names = [base] + [f"{base}-run{slot}" for slot in range(1, SLOTS)]
     for name in sorted(names, key=lambda n: n != _last_slot):  # this process's last one first: its warm start
         fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -312,17 +315,19 @@ def close_warm_starts() -> None:
     _zygotes.clear()
 
 
-def warm_start(preload: tuple[str, ...], user=None, refusal: str = "") -> Zygote:
+def warm_start(preload: tuple[str, ...], user=None, refusal: str = "", config: GraderConfig | None = None) -> Zygote:
     """The zygote for `preload` and this run's user, started now if none is alive; returns at once.
-    `refusal` forces the fallback sandbox, saying why."""
+    `refusal` forces the fallback sandbox, saying why; `config` names the user and the layers switched off."""
+    config = config or GraderConfig()
     if user is None and os.geteuid() == 0:
-        user = host.sandbox_user(SANDBOX_USER, [])
-    key = (preload, user.pw_uid if user else None, os.environ.get("AUTOGRADER_DISABLE", ""), refusal)
+        user = host.sandbox_user(config.sandbox_user, [])
+    key = (preload, user.pw_uid if user else None, config.disabled, refusal)
     zygote = _zygotes.get(key)
-    if zygote is None or not zygote.alive() or "zygote" in os.environ.get("AUTOGRADER_DISABLE", ""):
+    if zygote is None or not zygote.alive() or "zygote" in config.disabled:
         if zygote is not None:
             zygote.close()
         if user is not None:  # before bubblewrap is tried: it must reach the environment as that user
             host.let_user_run_python(INSIDE, [])
-        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal)
+        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal,
+                                        config.disabled)
     return zygote
