@@ -8,6 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
+from autograder import protocol
 from autograder.answers import LazyReference, reference_answers
 from autograder.config import GraderConfig
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
@@ -21,6 +22,7 @@ __all__ = ["grade", "build_request", "measure"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTECTED = ("tests",)  # besides each assignment's reference paths and the assignments folder itself
+STOPPED_RUN = {"memory": "ran out of memory", "time": "did not finish within the time limit", "stopped": "stopped"}
 
 
 def grade(submission: Path, results_path: Path, assignment_name: str | None = None, log=print,
@@ -120,7 +122,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff += quiet
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
-                         detail=run.problem or "; ".join(e for e in run.reply.get("events", []) if e.startswith("the ")))
+                         detail=run.problem or _staff_detail(protocol.events_of(run.reply.get("events"))),
+                         notebook=notebook.path.name)
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
@@ -209,15 +212,7 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
                          + "; ".join(f"{labels.get(c['id'], c['id'])}: `{c.get('error')}`" for c in checks[:6]) + ".")
     else:
         lines.append("Only your notebook's imports, functions and classes were run (no downloads, no training).")
-    events = run.reply.get("events", [])
-    stopped = [e for e in events if e.startswith("the notebook run ")]
-    if stopped:
-        lines.append(f"{stopped[0].capitalize()} and was stopped. The checks below do not depend on it: they "
-                     "measured your functions and classes on their own.")
-    for event in events:
-        if event.startswith("definition stopped its process: "):
-            lines.append(f"A statement in {event.split(': ', 1)[1]} stopped the grading process (`os._exit`, say); "
-                         "it was left out of the checks.")
+    lines += _event_lines(protocol.events_of(run.reply.get("events")), notebook)
     shown = 0
     for label, error in run.reply.get("definition_errors", []):
         kind, text = _kind(error)
@@ -239,6 +234,35 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
     return "\n\n".join(lines), quiet
+
+
+def _event_lines(events: list[protocol.Event], notebook: Notebook) -> list[str]:
+    """The student's sentences for the run's events, chosen by kind: only the grader's words, and a cell named
+    only when it is one of this notebook's. Other kinds are the staff's (_staff_detail) or unknown: not shown."""
+    lines = []
+    stopped = [e["why"] for e in events if e["kind"] == protocol.NOTEBOOK_RUN_STOPPED]
+    if stopped:
+        lines.append(f"The notebook run {STOPPED_RUN[stopped[0]]} and was stopped. The checks below do not depend "
+                     "on it: they measured your functions and classes on their own.")
+    labels = {cell.label for cell in notebook.cells}
+    for event in events:
+        if event["kind"] == protocol.DEFINITION_STOPPED and event["cell"] in labels:
+            lines.append(f"A statement in {event['cell']} stopped the grading process (`os._exit`, say); "
+                         "it was left out of the checks.")
+    return lines
+
+
+def _staff_detail(events: list[protocol.Event]) -> str:
+    """extra_data.detail, for the batch's reports: what went wrong in the run, from the events' kinds."""
+    sentences = []
+    for event in events:
+        if event["kind"] == protocol.MEASUREMENT_FAILED:
+            sentences.append(f"the measurement process failed: {event['error']}")
+        elif event["kind"] == protocol.MEASUREMENT_EXITED:
+            sentences.append(f"the measurement process exited with status {event['status']}")
+        elif event["kind"] == protocol.NOTEBOOK_RUN_STOPPED:
+            sentences.append(f"the notebook run {STOPPED_RUN[event['why']]}")
+    return "; ".join(sentences)
 
 
 def _kind(error: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import protocol
 from autograder.config import GraderConfig
 from autograder.stafftext import quote
 from autograder.supervisor import host, processes, runusers
@@ -214,9 +215,10 @@ def _finder(zygote: Zygote, user):
     return lambda: processes.descendants(zygote.host_pid())
 
 
-def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:
-    """The reply: the measurements decide; the notebook run (after them) only adds its report. A run that ran out
-    of time or memory in the notebook, once the measurement process had answered, keeps its measurements."""
+def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[protocol.Reply | None, str]:
+    """The reply (protocol.Reply): the measurements decide; the notebook run (after them) only adds its report. A
+    run that ran out of time or memory in the notebook, once the measurement process had answered, keeps its
+    measurements. Only well-formed events of known kinds are kept (protocol.events_of)."""
     decoded = {}
     for name, chunks in replies.items():
         raw = b"".join(chunks)
@@ -231,14 +233,13 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None
         if run.memory_exceeded:
             return None, "the notebook ran out of memory"
         return None, f"the grading process stopped without a result (exit status {run.returncode})"
-    events = list(measured.get("events", []))
+    events = protocol.events_of(measured.get("events"))
     if not isinstance(report, dict):
-        why = "ran out of memory" if run.memory_exceeded else "did not finish within the time limit" \
-            if run.timed_out else "stopped"
-        report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
+        why = "memory" if run.memory_exceeded else "time" if run.timed_out else "stopped"
+        report, events = {"cells": []}, events + [protocol.event(protocol.NOTEBOOK_RUN_STOPPED, why)]
     reply = {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
              "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
-             "events": report.get("events", []) + events}
+             "events": protocol.events_of(report.get("events")) + events}
     return reply, ""
 
 
