@@ -12,11 +12,11 @@ import hashlib
 import hmac
 import importlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from autograder.config import GraderConfig, secret_variable
 from autograder.errors import InputError
 from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
@@ -27,11 +27,6 @@ __all__ = ["Assignment", "MeasurementPolicy", "Call", "Seeds", "load_assignment"
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
 DEV_SECRET = "development secret: set AUTOGRADER_SECRET or write the assignment's `secret` file"
-
-
-def secret_variable(name: str) -> str:
-    """The environment variable holding one assignment's secret: AUTOGRADER_SECRET_HW4_PART1 for hw4_part1."""
-    return "AUTOGRADER_SECRET_" + name.upper()
 
 
 @dataclass(frozen=True)
@@ -121,21 +116,19 @@ class Assignment:
     def cases_path(self) -> Path:
         return self.folder / "cases.py"
 
-    @property
-    def rubric_path(self) -> Path:
-        override = os.environ.get("AUTOGRADER_RUBRIC")
-        return Path(override) if override else self.folder / "rubric.yml"
+    def rubric_path(self, config: GraderConfig | None = None) -> Path:
+        """The config's rubric ($AUTOGRADER_RUBRIC) when it names one, else the assignment folder's rubric.yml."""
+        return config.rubric if config is not None and config.rubric else self.folder / "rubric.yml"
 
-    def rubric(self) -> dict[str, Row]:
+    def rubric(self, config: GraderConfig | None = None) -> dict[str, Row]:
         """Test number -> Row (weight, visibility, name): rubric.yml, the only source of points, validated."""
-        return load_rubric(self.rubric_path)
+        return load_rubric(self.rubric_path(config))
 
-    def secret(self) -> tuple[str, bool]:
-        """(secret, is_the_development_default): $AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET (one for
-        every assignment, so only a fallback), else the assignment's `secret` file, else DEV_SECRET."""
-        for variable in (secret_variable(self.name), "AUTOGRADER_SECRET"):
-            if os.environ.get(variable, "").strip():
-                return os.environ[variable].strip(), False
+    def secret(self, config: GraderConfig) -> tuple[str, bool]:
+        """(secret, is_the_development_default): the config's ($AUTOGRADER_SECRET_<NAME>, else $AUTOGRADER_SECRET,
+        one for every assignment, so only a fallback), else the assignment's `secret` file, else DEV_SECRET."""
+        if (given := config.secret_for(self.name)) is not None:
+            return given[0], False
         path = self.folder / "secret"
         if path.is_file() and path.read_text().strip():
             return path.read_text().strip(), False

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from autograder.assignment import detect_assignment, dev_secret_warning, load_assignment
+from autograder.config import GraderConfig, from_environment
 from autograder.errors import InputError, SubmissionError
 from autograder.grade import choose_notebook, grade
 from autograder.results import console_table
@@ -18,8 +19,6 @@ from autograder.results import console_table
 __all__ = ["main", "add_grading_arguments", "run_grading"]
 
 ROOT = Path(__file__).resolve().parent.parent
-# Gradescope's tree; AUTOGRADER_HOME points elsewhere for a fake tree in tests.
-GRADESCOPE = Path(os.environ.get("AUTOGRADER_HOME", "/autograder"))
 EXAMPLES = [
     ("reference solution", ROOT / "solution/notebooks/hw4_part1.ipynb"),
     ("student template", ROOT / "student_template/hw4_part1.ipynb"),
@@ -63,28 +62,31 @@ def add_grading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", action="store_true", help="grade the shipped example submissions")
 
 
-def run_grading(args: argparse.Namespace) -> int:
-    """One of the grading modes. grade() never raises for a submission: it writes results.json whatever happens."""
+def run_grading(args: argparse.Namespace, config: GraderConfig | None = None) -> int:
+    """One of the grading modes. grade() never raises for a submission: it writes results.json whatever happens.
+    `config`: the environment's (config.from_environment) unless given."""
+    config = config or from_environment()
     if args.examples:
-        _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1")
-        return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"))
-    if args.submission is None:
-        grade(GRADESCOPE / "submission", GRADESCOPE / "results" / "results.json", keep_warm=False)
+        _warn_dev_secret(ROOT / "solution/notebooks/hw4_part1.ipynb", "hw4_part1", config)
+        return _examples(args.results.parent if args.results != Path("results.json") else Path("out/examples"),
+                         config)
+    if args.submission is None:  # Gradescope's tree ($AUTOGRADER_HOME points at a fake one in tests)
+        grade(config.home / "submission", config.home / "results" / "results.json", keep_warm=False, config=config)
         return 0
-    _warn_dev_secret(args.submission, args.assignment)
+    _warn_dev_secret(args.submission, args.assignment, config)
     results = grade(args.submission, args.results, args.assignment, log=lambda m: print(m, file=sys.stderr),
-                    keep_warm=False)
+                    keep_warm=False, config=config)
     print(results["output"], "\n")
     print(console_table(results))
     print(f"\nresults written to {args.results}")
     return 0
 
 
-def _examples(out: Path) -> int:
+def _examples(out: Path, config: GraderConfig) -> int:
     summary = []
     for number, (label, notebook) in enumerate(EXAMPLES, 1):
         target = out / f"{number}_{notebook.parent.name}_{notebook.stem}.results.json"
-        results = grade(notebook, target, log=lambda m: None)
+        results = grade(notebook, target, log=lambda m: None, config=config)
         total = sum(t["max_score"] for t in results["tests"])
         summary.append(f"{label:<32} {results['score']:>5g} / {total:g}   ({target})")
         print(f"\n=== {label}: {notebook.relative_to(ROOT)}\n{console_table(results)}")
@@ -92,12 +94,12 @@ def _examples(out: Path) -> int:
     return 0
 
 
-def _warn_dev_secret(submission: Path, assignment: str | None) -> None:
+def _warn_dev_secret(submission: Path, assignment: str | None, config: GraderConfig) -> None:
     """A loud warning on the console when this local run would use the development secret."""
     try:
         chosen = load_assignment(assignment) if assignment else \
             detect_assignment(choose_notebook(submission, None)[0])[0]
     except (SubmissionError, InputError):  # not a notebook, unknown assignment: grade() says so itself
         return
-    if chosen.secret()[1]:
+    if chosen.secret(config)[1]:
         print(dev_secret_warning([chosen.name]), file=sys.stderr)

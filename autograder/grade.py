@@ -8,7 +8,9 @@ import time
 import traceback
 from pathlib import Path
 
+from autograder import protocol
 from autograder.answers import LazyReference, reference_answers
+from autograder.config import GraderConfig
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
 from autograder.notebook import Notebook, find_notebooks, load_notebook
@@ -20,16 +22,20 @@ __all__ = ["grade", "build_request", "measure"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTECTED = ("tests",)  # besides each assignment's reference paths and the assignments folder itself
+STOPPED_RUN = {"memory": "ran out of memory", "time": "did not finish within the time limit", "stopped": "stopped"}
 
 
 def grade(submission: Path, results_path: Path, assignment_name: str | None = None, log=print,
-          limits: Limits | None = None, keep_warm: bool = True) -> dict:
+          limits: Limits | None = None, keep_warm: bool = True, config: GraderConfig | None = None) -> dict:
     """Grade one submission (a notebook or a folder) and write results.json, whatever happens.
 
+    `config`: the secret, rubric and sandbox settings (an entry point reads them from the environment with
+    config.from_environment; GraderConfig(): no override, the assignment's own secret file and rubric).
     `limits` replaces the assignment's sandbox limits (tests use short timeouts). `keep_warm=False` (one
     submission, as on Gradescope) stops the sandbox's warm start once the run is over, so that its memory is free
     while the cases run.
     """
+    config = config or GraderConfig()
     started = time.monotonic()
     results = None
     try:
@@ -38,11 +44,11 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
         if limits is not None:
             assignment = dataclasses.replace(assignment, limits=limits)
         log(f"grading {notebook.path} as {assignment.name}")
-        results = grade_notebook(notebook, assignment, notes, started, keep_warm)
+        results = grade_notebook(notebook, assignment, notes, started, keep_warm, config)
     except SubmissionError as error:
         log(f"submission error: {error.staff_detail}")
         assignment = load_assignment(assignment_name or assignment_names()[0])
-        results = _grade_without_run(assignment, error.student_message, started)
+        results = _grade_without_run(assignment, error.student_message, started, config)
     except Exception:  # a grader bug must still leave a valid results.json
         detail = traceback.format_exc()
         log(detail)
@@ -85,9 +91,10 @@ def choose_notebook(submission: Path, assignment_name: str | None) -> tuple[Note
 
 
 def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str], started: float,
-                   keep_warm: bool = True) -> dict:
+                   keep_warm: bool = True, config: GraderConfig | None = None) -> dict:
+    config = config or GraderConfig()
     notes = notes + _other_assignment(notebook, assignment)
-    secret, is_default = assignment.secret()
+    secret, is_default = assignment.secret(config)
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
     calls = assignment.make_calls(notebook, seeds)
     protected = _protected(assignment)
@@ -95,14 +102,14 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     # Before the sandbox, in a child that exits: the reference's memory is free again when the student's
     # processes start, and each call's CPU cost calibrates that call's CPU budget in the sandbox.
     expected, costs = reference_answers(reference, calls)
-    warm_start(assignment.preload)
+    warm_start(assignment.preload, config=config)
     request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
-    run = run_worker(request, assignment.limits, protected, assignment.preload)
+    run = run_worker(request, assignment.limits, protected, assignment.preload, config)
     if not keep_warm:
         close_warm_starts()
     submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
-    cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric())
+    cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric(config))
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
     staff += [f"GRADER ERROR in test {case.number}: needs review (traceback below)" for case in cases
               if case.grader_error]
@@ -115,7 +122,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff += quiet
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
-                         detail=run.problem or "; ".join(e for e in run.reply.get("events", []) if e.startswith("the ")))
+                         detail=run.problem or _staff_detail(protocol.events_of(run.reply.get("events"))),
+                         notebook=notebook.path.name)
 
 
 def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
@@ -136,10 +144,10 @@ def build_request(notebook: Notebook, assignment: Assignment, calls: list[Call],
 
 
 def measure(notebook: Notebook, assignment: Assignment, calls: list[Call], probes_source: str | None = None,
-            limits: Limits | None = None):
+            limits: Limits | None = None, config: GraderConfig | None = None):
     """Run `calls` on the notebook in the sandbox (the same path as grading): a WorkerRun."""
     request = build_request(notebook, assignment, calls, probes_source)
-    return run_worker(request, limits or assignment.limits, _protected(assignment), assignment.preload)
+    return run_worker(request, limits or assignment.limits, _protected(assignment), assignment.preload, config)
 
 
 def _protected(assignment: Assignment) -> list[Path]:
@@ -156,10 +164,10 @@ def _other_assignment(notebook: Notebook, assignment: Assignment) -> list[str]:
             f"{assignment.title}. Check that you submitted it to the right assignment."]
 
 
-def _grade_without_run(assignment: Assignment, message: str, started: float) -> dict:
+def _grade_without_run(assignment: Assignment, message: str, started: float, config: GraderConfig) -> dict:
     """Every case is still listed, each scoring 0 with the reason, so students see what was expected."""
     submission = Submission(None, None, message, {}, None, None)
-    cases, _ = run_cases(assignment.cases_path, submission, assignment.rubric())
+    cases, _ = run_cases(assignment.cases_path, submission, assignment.rubric(config))
     return build_results(cases, f"**Your submission could not be graded.** {message}", time.monotonic() - started,
                          status="invalid", detail=message)
 
@@ -204,15 +212,7 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
                          + "; ".join(f"{labels.get(c['id'], c['id'])}: `{c.get('error')}`" for c in checks[:6]) + ".")
     else:
         lines.append("Only your notebook's imports, functions and classes were run (no downloads, no training).")
-    events = run.reply.get("events", [])
-    stopped = [e for e in events if e.startswith("the notebook run ")]
-    if stopped:
-        lines.append(f"{stopped[0].capitalize()} and was stopped. The checks below do not depend on it: they "
-                     "measured your functions and classes on their own.")
-    for event in events:
-        if event.startswith("definition stopped its process: "):
-            lines.append(f"A statement in {event.split(': ', 1)[1]} stopped the grading process (`os._exit`, say); "
-                         "it was left out of the checks.")
+    lines += _event_lines(protocol.events_of(run.reply.get("events")), notebook)
     shown = 0
     for label, error in run.reply.get("definition_errors", []):
         kind, text = _kind(error)
@@ -234,6 +234,35 @@ def _summary(notebook: Notebook, assignment: Assignment, run, notes: list[str]) 
     if run.reply.get("output_truncated"):
         lines.append("Some cells printed more than the grader keeps; the extra output was dropped.")
     return "\n\n".join(lines), quiet
+
+
+def _event_lines(events: list[protocol.Event], notebook: Notebook) -> list[str]:
+    """The student's sentences for the run's events, chosen by kind: only the grader's words, and a cell named
+    only when it is one of this notebook's. Other kinds are the staff's (_staff_detail) or unknown: not shown."""
+    lines = []
+    stopped = [e["why"] for e in events if e["kind"] == protocol.NOTEBOOK_RUN_STOPPED]
+    if stopped:
+        lines.append(f"The notebook run {STOPPED_RUN[stopped[0]]} and was stopped. The checks below do not depend "
+                     "on it: they measured your functions and classes on their own.")
+    labels = {cell.label for cell in notebook.cells}
+    for event in events:
+        if event["kind"] == protocol.DEFINITION_STOPPED and event["cell"] in labels:
+            lines.append(f"A statement in {event['cell']} stopped the grading process (`os._exit`, say); "
+                         "it was left out of the checks.")
+    return lines
+
+
+def _staff_detail(events: list[protocol.Event]) -> str:
+    """extra_data.detail, for the batch's reports: what went wrong in the run, from the events' kinds."""
+    sentences = []
+    for event in events:
+        if event["kind"] == protocol.MEASUREMENT_FAILED:
+            sentences.append(f"the measurement process failed: {event['error']}")
+        elif event["kind"] == protocol.MEASUREMENT_EXITED:
+            sentences.append(f"the measurement process exited with status {event['status']}")
+        elif event["kind"] == protocol.NOTEBOOK_RUN_STOPPED:
+            sentences.append(f"the notebook run {STOPPED_RUN[event['why']]}")
+    return "; ".join(sentences)
 
 
 def _kind(error: str) -> tuple[str, str]:

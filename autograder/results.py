@@ -21,11 +21,11 @@ STATUSES = ("ok", "timeout", "crashed", "invalid")
 
 
 def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_log: str = "",
-                  status: str = "ok", detail: str = "") -> dict:
+                  status: str = "ok", detail: str = "", notebook: str = "") -> dict:
     """Gradescope's dict. Staff-only detail goes into a hidden 0-point test, which students never see.
 
-    `status` (one of STATUSES) and `detail` go to `extra_data`: reports read them, never the Markdown, which
-    embeds text the student's code wrote."""
+    `status` (one of STATUSES), `detail` and `notebook` (the graded notebook's file name; "" when none was run) go
+    to `extra_data`: reports read them, never the Markdown, which embeds text the student's code wrote."""
     tests = [{
         "name": case.name, "number": case.number, "score": case.score, "max_score": case.max_score,
         "status": case.status, "output": case.output, "output_format": "md", "visibility": case.visibility,
@@ -47,7 +47,7 @@ def build_results(cases: list[CaseResult], summary: str, seconds: float, staff_l
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
-        "extra_data": {"status": status, "detail": detail,
+        "extra_data": {"status": status, "detail": detail, "notebook": notebook,
                        "needs_review": [{"number": c.number or c.name, "reason": c.review} for c in cases if c.review]},
     }
 

@@ -23,16 +23,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import protocol
+from autograder.config import GraderConfig
 from autograder.stafftext import quote
 from autograder.supervisor import host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
 from autograder.supervisor.memory import MemoryReport, MemoryWatch
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts", "SANDBOX_USER"]
+__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_USER = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
 REPLY_LIMIT = 32_000_000
 WARM_START_SECONDS = 120
 SLOTS = 8  # concurrent runs on one machine, each with a user of its own
@@ -68,29 +69,31 @@ class WorkerRun:
     mode: str = ""  # "namespaces" or "fallback"
 
 
-def run_worker(request: dict, limits: Limits, protected: list[Path],
-               preload: tuple[str, ...] | None = None) -> WorkerRun:
-    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns."""
+def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tuple[str, ...] | None = None,
+               config: GraderConfig | None = None) -> WorkerRun:
+    """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns.
+    `config`: the sandbox user's name and the layers switched off (GraderConfig(): none)."""
+    config = config or GraderConfig()
     started, notes = time.monotonic(), []
-    user, slot_lock = _claim_user(notes)
+    user, slot_lock = _claim_user(notes, config.sandbox_user)
     try:
-        return _run(request, limits, protected, preload or (), user, notes, started)
+        return _run(request, limits, protected, preload or (), user, notes, started, config)
     finally:
         if slot_lock is not None:
             os.close(slot_lock)
 
 
-def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun:
+def _run(request, limits, protected, preload, user, notes, started, config: GraderConfig) -> WorkerRun:
     if user:
         host.let_user_run_python(INSIDE, notes)
         for path in protected:  # only the owner (root) may enter: the reference and the hidden cases
             if path.is_dir():
                 path.chmod(path.stat().st_mode & ~0o077)
-    zygote = warm_start(preload, user)
+    zygote = warm_start(preload, user, config=config)
     if not zygote.wait_ready(WARM_START_SECONDS):
         notes.append(f"the warm start did not become ready; its log:\n{quote(zygote.log_tail())}")
         refusal = "" if zygote.mode == "fallback" else "the sandbox's warm start failed inside bubblewrap"
-        zygote = warm_start(preload, user, refusal=refusal)
+        zygote = warm_start(preload, user, refusal=refusal, config=config)
         if not zygote.wait_ready(WARM_START_SECONDS):
             return WorkerRun(None, notes=notes + [quote(zygote.log_tail())], problem="the sandbox could not start")
     run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
@@ -100,7 +103,7 @@ def _run(request, limits, protected, preload, user, notes, started) -> WorkerRun
             user = runusers.fresh_user()
             run.notes.append(f"fallback: the run's processes run as the fresh uid {user.pw_uid}")
             host.lock_down(ROOT, [*(p for p in host.python_paths() if ROOT in p.parents), INSIDE], run.notes)
-            groups = Cgroups.create(limits, run.notes)
+            groups = Cgroups.create(limits, run.notes, config.disabled)
         else:
             run.notes.append("not root and no bubblewrap: student code runs as the current user (dry runs only)")
         scratch = Path(tempfile.mkdtemp(prefix="autograder-run-"))
@@ -212,9 +215,10 @@ def _finder(zygote: Zygote, user):
     return lambda: processes.descendants(zygote.host_pid())
 
 
-def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None, str]:
-    """The reply: the measurements decide; the notebook run (after them) only adds its report. A run that ran out
-    of time or memory in the notebook, once the measurement process had answered, keeps its measurements."""
+def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[protocol.Reply | None, str]:
+    """The reply (protocol.Reply): the measurements decide; the notebook run (after them) only adds its report. A
+    run that ran out of time or memory in the notebook, once the measurement process had answered, keeps its
+    measurements. Only well-formed events of known kinds are kept (protocol.events_of)."""
     decoded = {}
     for name, chunks in replies.items():
         raw = b"".join(chunks)
@@ -229,14 +233,13 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[dict | None
         if run.memory_exceeded:
             return None, "the notebook ran out of memory"
         return None, f"the grading process stopped without a result (exit status {run.returncode})"
-    events = list(measured.get("events", []))
+    events = protocol.events_of(measured.get("events"))
     if not isinstance(report, dict):
-        why = "ran out of memory" if run.memory_exceeded else "did not finish within the time limit" \
-            if run.timed_out else "stopped"
-        report, events = {"cells": []}, events + [f"notebook_run_{why.split()[0]}", f"the notebook run {why}"]
+        why = "memory" if run.memory_exceeded else "time" if run.timed_out else "stopped"
+        report, events = {"cells": []}, events + [protocol.event(protocol.NOTEBOOK_RUN_STOPPED, why)]
     reply = {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
              "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
-             "events": report.get("events", []) + events}
+             "events": protocol.events_of(report.get("events")) + events}
     return reply, ""
 
 
@@ -278,14 +281,15 @@ def _scrubbed_env(scratch: str) -> dict[str, str]:
     return env
 
 
-def _claim_user(notes: list[str]):
-    """(user, lock): as root, the first of this machine's slot users that no other run holds (flock)."""
+def _claim_user(notes: list[str], base: str):
+    """(user, lock): as root, the first of this machine's slot users (`base`, `base`-run1, ...) that no other run
+    holds (flock)."""
     if os.geteuid() != 0:
         return None, None
     global _last_slot
     folder = Path("/run/autograder")
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    names = [SANDBOX_USER] + [f"{SANDBOX_USER}-run{slot}" for slot in range(1, SLOTS)]
+    names = [base] + [f"{base}-run{slot}" for slot in range(1, SLOTS)]
     for name in sorted(names, key=lambda n: n != _last_slot):  # this process's last one first: its warm start
         fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -312,17 +316,19 @@ def close_warm_starts() -> None:
     _zygotes.clear()
 
 
-def warm_start(preload: tuple[str, ...], user=None, refusal: str = "") -> Zygote:
+def warm_start(preload: tuple[str, ...], user=None, refusal: str = "", config: GraderConfig | None = None) -> Zygote:
     """The zygote for `preload` and this run's user, started now if none is alive; returns at once.
-    `refusal` forces the fallback sandbox, saying why."""
+    `refusal` forces the fallback sandbox, saying why; `config` names the user and the layers switched off."""
+    config = config or GraderConfig()
     if user is None and os.geteuid() == 0:
-        user = host.sandbox_user(SANDBOX_USER, [])
-    key = (preload, user.pw_uid if user else None, os.environ.get("AUTOGRADER_DISABLE", ""), refusal)
+        user = host.sandbox_user(config.sandbox_user, [])
+    key = (preload, user.pw_uid if user else None, config.disabled, refusal)
     zygote = _zygotes.get(key)
-    if zygote is None or not zygote.alive() or "zygote" in os.environ.get("AUTOGRADER_DISABLE", ""):
+    if zygote is None or not zygote.alive() or "zygote" in config.disabled:
         if zygote is not None:
             zygote.close()
         if user is not None:  # before bubblewrap is tried: it must reach the environment as that user
             host.let_user_run_python(INSIDE, [])
-        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal)
+        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal,
+                                        config.disabled)
     return zygote

@@ -141,9 +141,11 @@ def _children_cpu() -> float:
 WARM = """\
 import sys
 from pathlib import Path
+from autograder.config import from_environment
 from autograder.grade import grade
 for path in sys.argv[2:]:
-    grade(Path(path), Path(sys.argv[1]) / (Path(path).stem + ".json"), "hw4_part1", log=lambda message: None)
+    grade(Path(path), Path(sys.argv[1]) / (Path(path).stem + ".json"), "hw4_part1", log=lambda message: None,
+          config=from_environment())
 """
 
 

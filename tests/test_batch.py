@@ -18,6 +18,7 @@ import pytest
 
 from autograder.staff import batch, build, cli, inputs
 from autograder.assignment import DEV_SECRET, assignment_names, secret_variable
+from autograder.config import GraderConfig
 from autograder.grade import grade
 from autograder.staff.inputs import RUBRIC_VARIABLE
 from autograder.results import failure_results
@@ -231,7 +232,7 @@ NOISY_GRADE = """\
 import os, sys
 import autograder.staff.batch_worker as worker
 
-def grade(submission, results, assignment=None, log=print):
+def grade(submission, results, assignment=None, log=print, config=None):
     print(f"stdout {submission.stem}")
     os.write(1, f"fd 1 {submission.stem}\\n".encode())
     os.system(f"echo child {submission.stem}; echo child stderr {submission.stem} >&2")
@@ -390,13 +391,8 @@ def test_output_folders_are_private(tmp_path, fake):
 def _uploaded(tmp_path: Path, name: str = "hw4_part1", rubric: str | None = RUBRIC,
               secret: str | None = None) -> Path:
     """A zip as `run_autograder build` writes it (no grading), with the rubric the lead's grader reads."""
-    monkeypatch = pytest.MonkeyPatch()
-    if secret is not None:
-        monkeypatch.setenv(secret_variable(name), secret)
-    try:
-        built = build.build(name, tmp_path / "dist", check=False, log=lambda message: None)
-    finally:
-        monkeypatch.undo()
+    config = GraderConfig(secrets={name: secret} if secret is not None else {})  # as $AUTOGRADER_SECRET_<NAME>
+    built = build.build(name, tmp_path / "dist", check=False, log=lambda message: None, config=config)
     member = f"autograder/assignments/{name}/{inputs.RUBRIC_FILE}"
     with zipfile.ZipFile(built) as archive:
         held = {n: archive.read(n) for n in archive.namelist() if n != member}

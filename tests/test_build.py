@@ -14,6 +14,7 @@ import pytest
 
 from autograder.staff import build, bundle, cli
 from autograder.assignment import DEV_SECRET, Assignment, load_assignment, secret_variable
+from autograder.config import GraderConfig, from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 PART1 = "hw4_part1"
@@ -38,7 +39,8 @@ def no_secret(monkeypatch):
 
 
 def _unchecked(out: Path, name: str = PART1, **kwargs) -> Path:
-    return build.build(name, out, check=False, log=lambda message: None, **kwargs)
+    """Built as the staff's CLI builds it: with the environment's configuration."""
+    return build.build(name, out, check=False, log=lambda message: None, config=from_environment(), **kwargs)
 
 
 def _secret(archive: Path, name: str = PART1) -> str:
@@ -91,7 +93,8 @@ def test_secret_from_keeps_the_uploaded_zips_secret(tmp_path, no_secret, monkeyp
     old = _unchecked(tmp_path / "old")
     monkeypatch.setenv(secret_variable(PART1), "set here, but the zip's wins")
     logged = []
-    new = build.build(PART1, tmp_path / "new", check=False, log=logged.append, secret_from=old)
+    new = build.build(PART1, tmp_path / "new", check=False, log=logged.append, secret_from=old,
+                      config=from_environment())
     assert _secret(new) == _secret(old) and f"secret: kept from {old}" in logged
     assert _secret(_unchecked(tmp_path / "old", secret_from=old)) == _secret(new)  # rebuilt in place, kept
 
@@ -99,12 +102,13 @@ def test_secret_from_keeps_the_uploaded_zips_secret(tmp_path, no_secret, monkeyp
 def test_the_assignments_own_secret_variable_comes_before_the_shared_one(tmp_path, no_secret, monkeypatch):
     monkeypatch.setenv("AUTOGRADER_SECRET", "shared by every part")
     logged = []
-    assert _secret(build.build(PART1, tmp_path / "a", check=False, log=logged.append)) == "shared by every part"
+    built = build.build(PART1, tmp_path / "a", check=False, log=logged.append, config=from_environment())
+    assert _secret(built) == "shared by every part"
     assert "secret: from $AUTOGRADER_SECRET" in logged
     monkeypatch.setenv(secret_variable(PART1), "part 1's own")
     assert secret_variable(PART1) == "AUTOGRADER_SECRET_HW4_PART1"
     assert _secret(_unchecked(tmp_path / "b")) == "part 1's own"
-    assert load_assignment(PART1).secret() == ("part 1's own", False)  # what grading reads, in the same order
+    assert load_assignment(PART1).secret(from_environment()) == ("part 1's own", False)  # what grading reads
 
 
 def test_secret_from_refuses_a_zip_of_another_assignment_or_without_a_secret(tmp_path, no_secret):
@@ -146,23 +150,24 @@ def test_the_zip_is_written_0600(tmp_path, no_secret):
 
 
 def test_the_build_grades_with_the_secret_and_rubric_it_ships(monkeypatch, tmp_path, no_secret):
+    """The gate passes grade() a configuration of its own; it never writes os.environ for grade() to read."""
     seen, sandboxes = [], []
     graded = fake_grade({"reference": 40, "template": 0})
+    assignment = load_assignment(PART1)
 
-    def grade(path, *args, **kwargs):
-        seen.append((load_assignment(PART1).secret()[0], os.environ.get("AUTOGRADER_RUBRIC")))
-        sandboxes.append((path.parent.name, os.environ.get("AUTOGRADER_DISABLE")))
+    def grade(path, *args, config, **kwargs):
+        seen.append((assignment.secret(config)[0], assignment.rubric_path(config), dict(os.environ)))
+        sandboxes.append((path.parent.name, config.disabled))
         return graded(path, *args, **kwargs)
-    monkeypatch.delenv("AUTOGRADER_DISABLE", raising=False)
     monkeypatch.setattr(build, "grade", grade)
-    monkeypatch.setenv("AUTOGRADER_RUBRIC", str(tmp_path / "a rubric that does not ship.yml"))
-    built = build.build(PART1, tmp_path / "dist", log=lambda message: None)
-    assert seen == [(_secret(built), None)] * 4  # both notebooks in both sandboxes, the shipped secret, the folder's rubric
-    assert sandboxes == [("notebooks", None), ("student_template", None),  # the full sandbox, then the fallback
-                         ("notebooks", "bwrap"), ("student_template", "bwrap")]
-    assert "AUTOGRADER_DISABLE" not in os.environ
-    assert os.environ["AUTOGRADER_RUBRIC"] == str(tmp_path / "a rubric that does not ship.yml")
-    assert secret_variable(PART1) not in os.environ  # put back as it was
+    staff = GraderConfig(rubric=tmp_path / "a rubric that does not ship.yml", disabled=frozenset({"cgroups"}))
+    environ = dict(os.environ)
+    built = build.build(PART1, tmp_path / "dist", log=lambda message: None, config=staff)
+    # Both notebooks in both sandboxes, the shipped secret, the folder's rubric, the environment untouched.
+    assert seen == [(_secret(built), assignment.folder / "rubric.yml", environ)] * 4
+    assert sandboxes == [("notebooks", {"cgroups"}), ("student_template", {"cgroups"}),  # full sandbox, then fallback
+                         ("notebooks", {"cgroups", "bwrap"}), ("student_template", {"cgroups", "bwrap"})]
+    assert dict(os.environ) == environ
 
 
 def test_the_cli_keeps_a_secret(monkeypatch, tmp_path, no_secret, capsys):
@@ -177,7 +182,7 @@ def test_the_cli_keeps_a_secret(monkeypatch, tmp_path, no_secret, capsys):
 
 def fake_grade(scores: dict[str, float]):
     """grade() stand-in: the reference and the template score as given (per 2-point test)."""
-    def grade(path, results_path, assignment_name=None, log=print, limits=None):
+    def grade(path, results_path, assignment_name=None, log=print, limits=None, config=None):
         score = scores["reference" if "solution" in path.parts else "template"]
         tests = [{"name": f"case {i}", "number": f"1.{i}", "score": min(2.0, max(0.0, score - 2 * i)),
                   "max_score": 2.0, "status": "passed", "output": "why"} for i in range(20)]

@@ -19,7 +19,8 @@ import jsonschema
 import pytest
 
 from autograder.results import SCHEMA
-from autograder.sandbox import SANDBOX_USER, Limits
+from autograder.config import from_environment
+from autograder.sandbox import Limits
 from autograder.supervisor import runusers
 from tests.submissions import make_corpus
 from tests.submissions.part1_attacks import NETWORK_PORT
@@ -130,13 +131,13 @@ EXPECTED_FAILURES = {
 
 def _run_processes() -> list[str]:
     """Processes of a sandbox user still alive, other than a warm start (bubblewrap and its zygote)."""
-    found = []
+    found, user = [], from_environment().sandbox_user
     for proc in Path("/proc").iterdir():
         try:
             if not proc.name.isdigit():
                 continue
             uid = proc.stat().st_uid  # a slot user, or a run's own uid in the fallback (no account)
-            if uid < runusers.FIRST_UID and not pwd.getpwuid(uid).pw_name.startswith(SANDBOX_USER):
+            if uid < runusers.FIRST_UID and not pwd.getpwuid(uid).pw_name.startswith(user):
                 continue
             parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
             if "bwrap" not in ((proc / "comm").read_text().strip(), Path(f"/proc/{parent}/comm").read_text().strip()):
@@ -154,7 +155,8 @@ def _path(name: str) -> Path:
 def _grade_one(name: str, out: str) -> tuple[float, float]:
     from autograder.grade import grade
     started = time.monotonic()
-    grade(_path(name), Path(out) / f"{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS)
+    grade(_path(name), Path(out) / f"{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS,
+          config=from_environment())
     return time.monotonic() - started, time.time()
 
 

@@ -24,8 +24,10 @@ MODES = ("namespaces", "fallback")
 def _grade(name: str, mode: str, out: str) -> None:
     if mode == "fallback":
         os.environ["AUTOGRADER_DISABLE"] = "bwrap"
+    from autograder.config import from_environment
     from autograder.grade import grade
-    grade(_path(name), Path(out) / f"{mode}-{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS)
+    grade(_path(name), Path(out) / f"{mode}-{name}.json", "hw4_part1", log=lambda m: None, limits=LIMITS,
+          config=from_environment())
 
 
 @pytest.fixture(scope="module")

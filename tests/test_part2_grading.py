@@ -285,12 +285,14 @@ SANDBOXED = ("solution", "template", "student_correct", "course_template", "atta
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    from autograder.config import from_environment
     from autograder.grade import grade
     out = tmp_path_factory.mktemp("part2")
     results, seconds = {}, {}
     for name in SANDBOXED:
         started = time.monotonic()
-        grade(NOTEBOOKS[name], out / f"{name}.json", "hw4_part2", log=lambda m: None, limits=LIMITS)
+        grade(NOTEBOOKS[name], out / f"{name}.json", "hw4_part2", log=lambda m: None, limits=LIMITS,
+              config=from_environment())
         seconds[name] = time.monotonic() - started
         results[name] = json.loads((out / f"{name}.json").read_text())
     return results, seconds

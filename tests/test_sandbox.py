@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment import load_assignment
+from autograder.config import from_environment
 from autograder.sandbox import Limits, run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def measure(calls, cells=(), probes=PROBES, limits=LIMITS, switched_off=()):
                        "policy": POLICY, "switched_off": list(switched_off),
                        "calls": [{"name": n, "entry": e, "args": a, "timeout": t, "seed": 0} for n, e, a, t in calls]}
     request = {"cells": [{"id": f"c{i}", "source": s} for i, s in enumerate(cells)], "measure": measure_request}
-    return run_worker(request, limits, [ROOT / "solution"], ("torch",))
+    return run_worker(request, limits, [ROOT / "solution"], ("torch",), from_environment())  # an entry point
 
 
 def value(run, name):

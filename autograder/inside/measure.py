@@ -9,15 +9,8 @@ is killed; a definition that kills its process is found by a first child that re
 left out of the others. The reply is written once, at the end, on a descriptor only this process holds (the
 children close theirs before anything else), and then the process exits.
 
-Request (JSON on the request descriptor the worker passes):
-  {"cells": [{"label", "source"}], "definitions": {name: [{"bases", "label", "source"}]},
-  "sources": {label: cell source}, "probes": str,
-  "calls": [{"name", "entry", "args", "timeout", "cpu_seconds", "seed"}], "deadline": s, "kind": str,
-  "policy": {"libraries", "imports", "forbidden", "kernels"} (the assignment's MeasurementPolicy),
-  "switched_off": [layer] (tests only: show that a layer is what stops an attack)}
-Reply: {"probes": {name: {"ok", "value" | "error", "cpu_seconds", ["stopped", "needs_review", "pids"]}},
-  "definition_errors": [[label, text]], "events": [str],
-  "layers": [the policy layers in force, or "missing: ..."]}
+Request and reply: MeasureRequest and Measurements in autograder/protocol.py (JSON on the request descriptor the
+worker passes, and on the reply descriptor); events are protocol.py's (this folder's) kinds.
 
 Limits: each call's child has a CPU-time budget (RLIMIT_CPU, `cpu_seconds`: the grader sets it from the
 reference's own cost), which does not depend on how busy the machine is; its wall-clock `timeout` is only a
@@ -37,6 +30,7 @@ import sys
 import time
 
 import policy
+import protocol
 import runtime
 
 RESULT_LIMIT = 8_000_000
@@ -66,7 +60,7 @@ def main(request_fd: int, reply_fd: int) -> None:
                 continue
             reply["probes"][call["name"]] = _run_call(request, cells, call, min(call["timeout"], left))
     except Exception as error:  # a bug here must still leave a reply: the calls not measured say so
-        reply["events"].append(f"the measurement process failed: {error!r}")
+        reply["events"].append(protocol.event(protocol.MEASUREMENT_FAILED, repr(error)))
     data = json.dumps(reply, allow_nan=True).encode()
     view = memoryview(data)
     while view:
@@ -84,7 +78,7 @@ def _surviving_cells(request: dict, reply: dict, deadline: float) -> list[dict]:
             reply["definition_errors"] = [[cells[i]["label"], text] for i, text in enumerate(done) if text]
             return cells
         fatal = cells.pop(len(done))
-        reply["events"].append(f"definition stopped its process: {fatal['label']}")
+        reply["events"].append(protocol.event(protocol.DEFINITION_STOPPED, fatal["label"]))
     return cells
 
 

@@ -7,9 +7,8 @@ once; only when it has exited does the notebook run start, so that nothing the n
 disturb the measurement. The run's report (cell by cell: ok, error, timeout, died) goes on the report
 descriptor. No score rests on it: the notebook's given cells (1c) use torch.optim, legitimately, here.
 
-Request (JSON on stdin): {"cells": [{"id", "source"}], "measure": {...measure.py's request}, "cell_timeout": s,
-           "deadline": s, "output_limit": bytes}
-Report:   {"cells": [{"id", "status", "error"?}], "events": [str], "seconds": {phase: s}, "output_truncated"}
+Request and report: Request and Report in autograder/protocol.py (JSON on the request descriptor, and on the report
+descriptor); events are protocol.py's (this folder's) kinds.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 import isolate
 import measure
+import protocol
 
 ERROR_TEXT_LIMIT = 2000
 
@@ -133,7 +133,7 @@ def grade(request: dict, measurement: "MeasureSeed") -> dict:
     phase = _Phases(reply["seconds"])
     measurement.start(request["measure"])
     if measurement.wait() != 0:
-        reply["events"].append(f"the measurement process exited with status {measurement.returncode}")
+        reply["events"].append(protocol.event(protocol.MEASUREMENT_EXITED, int(measurement.returncode)))
     phase("measurement")
     if not request["cells"]:
         return reply

@@ -40,6 +40,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from autograder.assignment import load_assignment
+from autograder.config import SANDBOX_USER_VARIABLE, from_environment
 from autograder.errors import InputError
 from autograder.staff.export import Entry, Submitter, discover, read_metadata
 from autograder.staff.inputs import Inputs, dev_secret_warning, grader_env, grading_inputs
@@ -94,8 +95,8 @@ def grade_all(submissions: Path, out: Path | None = None, *, jobs: int = os.cpu_
         _private_folder(out)
         _close_to_others(submissions)
         chosen = inputs.assignments[0] if assignment or uploaded else None  # else detected per notebook
-        runner = _Runner(out, command or _grader_command(), timeout, _slot_users(jobs, create=command is None),
-                         chosen, inputs)
+        users = _slot_users(jobs, create=command is None, base=from_environment(grader_env(inputs.env)).sandbox_user)
+        runner = _Runner(out, command or _grader_command(), timeout, users, chosen, inputs)
         done = {e.key: row for e in entries if not force and (row := runner.previous(e))}
         try:
             with tqdm(total=len(entries), initial=len(done), unit="nb", desc="grading", disable=not progress) as bar, \
@@ -122,10 +123,10 @@ def default_out(submissions: Path) -> Path:
     return Path("out") / "batch" / submissions.resolve().name
 
 
-def _slot_users(jobs: int, create: bool) -> list[str]:
-    """A sandbox user per job slot. Without a cgroup (cgroup v2 machines), the sandbox ends a run by killing every
-    process of its user: shared by concurrent runs, that would kill the neighbours' workers as well."""
-    base = os.environ.get("AUTOGRADER_SANDBOX_USER", "ag-sandbox")
+def _slot_users(jobs: int, create: bool, base: str) -> list[str]:
+    """A sandbox user per job slot (`base`-1, ...), each grader told its own in $AUTOGRADER_SANDBOX_USER. Without a
+    cgroup (cgroup v2 machines), the sandbox ends a run by killing every process of its user: shared by concurrent
+    runs, that would kill the neighbours' workers as well."""
     users = [f"{base}-{slot}" for slot in range(1, jobs + 1)]
     for user in users if create and os.geteuid() == 0 else []:  # here, serially: concurrent useradds can fail
         try:
@@ -228,7 +229,7 @@ class _Runner:
 
     def _start(self, user: str, stderr) -> subprocess.Popen:
         process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=stderr, env={**self.env, "AUTOGRADER_SANDBOX_USER": user},
+                                   stderr=stderr, env={**self.env, SANDBOX_USER_VARIABLE: user},
                                    start_new_session=True)
         with self.lock:
             self.live.add(process)

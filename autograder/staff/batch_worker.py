@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from autograder.config import from_environment
+
 __all__ = ["main"]
 
 
@@ -37,13 +39,14 @@ def main(grade: Callable[..., dict] | None = None) -> int:
     if grade is None:
         from autograder.grade import grade as real_grade  # after the redirection: its imports may print
         grade = real_grade
+    config = from_environment()  # the batch gives each grader its secret, rubric and sandbox user in its environment
     while line := requests.readline():
         job = json.loads(line)
         with open(job["log"], "ab") as log:
             _output_to(log.fileno())
             try:
                 grade(Path(job["submission"]), Path(job["results"]), job.get("assignment"),
-                      log=lambda message: print(message, file=sys.stderr, flush=True))
+                      log=lambda message: print(message, file=sys.stderr, flush=True), config=config)
             finally:
                 _output_to(null)
         replies.write(json.dumps({"done": True}) + "\n")

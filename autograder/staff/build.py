@@ -12,7 +12,7 @@ the secret and the rubric that ship in the zip. Run: `./run_autograder build --a
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import importlib
 import os
 import re
@@ -21,9 +21,10 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment, secret_variable
+from autograder.assignment import ASSIGNMENTS, DEV_SECRET, Assignment, load_assignment
+from autograder.config import GraderConfig, secret_variable
 from autograder.errors import BuildError, InputError, RubricError
 from autograder.grade import grade
 from autograder.rubric import case_numbers, check_matches, load_rubric
@@ -36,20 +37,22 @@ PINNED = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[A-Za-z0-9_.+!\-]+$")
 
 
 def build(assignment_name: str, out_dir: Path, *, check: bool = True, log: Callable[[str], None] = print,
-          secret_from: Path | None = None) -> Path:
+          secret_from: Path | None = None, config: GraderConfig | None = None) -> Path:
     """Write `out_dir/<assignment>_autograder.zip` and return its path. Raises BuildError (nothing written).
 
-    `secret_from`: an earlier zip of this assignment, whose secret the new one keeps."""
+    `secret_from`: an earlier zip of this assignment, whose secret the new one keeps. `config`: the staff's
+    (config.from_environment at the CLI): where the secret may come from, and the sandbox layers switched off."""
+    config = config or GraderConfig()
     try:
         assignment = load_assignment(assignment_name)
     except InputError as error:
         raise BuildError(str(error)) from None
     check_rubric(assignment)
-    secret, source = shipped_secret(assignment, secret_from)
+    secret, source = shipped_secret(assignment, secret_from, config)
     members = zip_members(assignment)
     requirements = shipped_requirements(assignment)
     if check:
-        check_scores(assignment, secret, log)
+        check_scores(assignment, secret, log, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{assignment.name}_autograder.zip"
     secret_name = secret_member(assignment.name)
@@ -78,8 +81,10 @@ def check_rubric(assignment: Assignment) -> None:
         raise BuildError(f"refusing to build {assignment.name}: {error}") from None
 
 
-def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> tuple[str, str]:
+def shipped_secret(assignment: Assignment, secret_from: Path | None = None,
+                   config: GraderConfig | None = None) -> tuple[str, str]:
     """(secret, where it came from, for the log) of the zip being built."""
+    config = config or GraderConfig()
     if secret_from is not None:
         try:
             held = zip_assignment(secret_from)
@@ -90,13 +95,12 @@ def shipped_secret(assignment: Assignment, secret_from: Path | None = None) -> t
             raise BuildError(f"cannot keep the secret: {error}") from None
         source = f"kept from {secret_from}"
     else:
-        secret, is_default = assignment.secret()
+        secret, is_default = assignment.secret(config)
         if is_default:
             return secrets.token_hex(32), ("fresh: keep this zip, a regrade needs its secret (rebuild with "
                                            f"--secret-from this zip, or set ${secret_variable(assignment.name)})")
-        variable = next((v for v in (secret_variable(assignment.name), "AUTOGRADER_SECRET")
-                         if os.environ.get(v, "").strip()), None)
-        source = f"from ${variable}" if variable else f"from {(assignment.folder / 'secret').relative_to(ROOT)}"
+        given = config.secret_for(assignment.name)
+        source = f"from ${given[1]}" if given else f"from {(assignment.folder / 'secret').relative_to(ROOT)}"
     if secret == DEV_SECRET:
         raise BuildError(f"refusing to ship the development secret ({source}): its hidden inputs are public")
     return secret, source
@@ -125,24 +129,26 @@ def shipped_requirements(assignment: Assignment) -> str:
     return "".join(f"# {shown[path]}\n{text.rstrip()}\n" for path, text in texts)
 
 
-def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]) -> None:
-    """Grade the reference notebook (must score full marks) and the template (must score 0), in both sandboxes."""
+def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None],
+                 config: GraderConfig | None = None) -> None:
+    """Grade the reference notebook (must score full marks) and the template (must score 0), in both sandboxes,
+    with the secret and the rubric being shipped: a config of its own, with that secret and no rubric override
+    (so the assignment folder's rubric.yml), and the staff's `config`'s sandbox settings."""
+    config = config or GraderConfig()
     notebooks = {"reference": ROOT / "solution" / "notebooks" / f"{assignment.name}.ipynb",
                  "template": ROOT / "student_template" / f"{assignment.name}.ipynb"}
     for label, path in notebooks.items():
         if not path.is_file():
             raise BuildError(f"the {label} notebook {path} is missing; the build grades it before zipping")
-    disabled = os.environ.get("AUTOGRADER_DISABLE", "")
+    shipped = dataclasses.replace(config, secrets={assignment.name: secret}, rubric=None)
     # Both sandboxes: Gradescope's container may force the fallback, which must grade the same.
-    sandboxes = {"full sandbox": disabled, "fallback sandbox": ",".join(filter(None, [disabled, "bwrap"]))}
-    with tempfile.TemporaryDirectory(prefix="autograder-build-") as scratch, _shipped(assignment.name, secret):
+    sandboxes = {"full sandbox": shipped,
+                 "fallback sandbox": dataclasses.replace(shipped, disabled=shipped.disabled | {"bwrap"})}
+    with tempfile.TemporaryDirectory(prefix="autograder-build-") as scratch:
         for (label, path), (sandbox, setting) in [(n, b) for b in sandboxes.items() for n in notebooks.items()]:
             log(f"grading the {label} notebook {path.relative_to(ROOT)} in the {sandbox} ...")
-            _set_environ({"AUTOGRADER_DISABLE": setting or None})
-            try:
-                results = grade(path, Path(scratch) / f"{label}.json", assignment.name, log=lambda message: None)
-            finally:
-                _set_environ({"AUTOGRADER_DISABLE": disabled or None})
+            results = grade(path, Path(scratch) / f"{label}.json", assignment.name, log=lambda message: None,
+                            config=setting)
             tests = [t for t in results["tests"] if t["max_score"] > 0]
             total = sum(t["max_score"] for t in tests)
             wrong = [t for t in tests if (t["score"] < t["max_score"] if label == "reference" else t["score"] > 0)]
@@ -154,27 +160,6 @@ def check_scores(assignment: Assignment, secret: str, log: Callable[[str], None]
                                  f"{results['score']:g}/{total:g}, it must score {want}.\n"
                                  f"{results['output']}\n{detail}")
             log(f"  {label}, {sandbox}: {results['score']:g}/{total:g} as required")
-
-
-@contextlib.contextmanager
-def _shipped(name: str, secret: str) -> Iterator[None]:
-    """Grade with the secret and the rubric being shipped: $AUTOGRADER_SECRET_<NAME> (which Assignment.secret
-    reads first) set to it, and no $AUTOGRADER_RUBRIC, so the grader reads the assignment folder's rubric."""
-    changes = {secret_variable(name): secret, "AUTOGRADER_RUBRIC": None}
-    previous = {variable: os.environ.get(variable) for variable in changes}
-    try:
-        _set_environ(changes)
-        yield
-    finally:
-        _set_environ(previous)
-
-
-def _set_environ(values: dict[str, str | None]) -> None:
-    for variable, value in values.items():
-        if value is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = value
 
 
 def _uncommitted(names: list[str]) -> list[str]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from autograder import cli
+from autograder.config import GraderConfig, from_environment
 from autograder.errors import BuildError, InputError
 from autograder.staff import batch
 from autograder.staff.build import build
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     build_parser.add_argument("--secret-from", type=Path, metavar="OLD.zip",
                               help="keep the secret of this earlier zip (the one uploaded), so hidden inputs stay")
     args = parser.parse_args(argv)
+    config = from_environment()  # read once, here, and passed down
     try:
-        return _run(args, parser)
+        return _run(args, parser, config)
     except InputError as error:
         print(f"{args.command or ('batch' if args.submissions else 'grading')} failed: {error}", file=sys.stderr)
         return 2
@@ -50,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, config: GraderConfig) -> int:
     if args.command == "build":
-        build(args.assignment, args.output, secret_from=args.secret_from)
+        build(args.assignment, args.output, secret_from=args.secret_from, config=config)
         return 0
     if args.submissions is not None:
         return _batch(args)
     if args.uploaded is not None or args.dev_secret or args.known is not None:
         parser.error("--zip, --dev-secret and --known go with --submissions (batch)")
-    return cli.run_grading(args)
+    return cli.run_grading(args, config)
 
 
 def _batch(args: argparse.Namespace) -> int:

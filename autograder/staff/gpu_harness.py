@@ -25,6 +25,7 @@ from typing import Any
 
 from autograder import grade
 from autograder.assignment import Call, load_assignment
+from autograder.config import from_environment
 from autograder.assignments.hw4_part2 import SMALL_BERT, notebook_constants
 from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.probes import p2_counts
@@ -133,7 +134,8 @@ def _measure(notebook, calls: list[Call], limits: Limits, libraries: tuple[str, 
     policy = dataclasses.replace(assignment.policy, libraries=assignment.policy.libraries + tuple(libraries))
     assignment = dataclasses.replace(assignment, policy=policy)
     probes = assignment.probes_source + "\n\n" + (assignment.folder / "harness_probes.py").read_text()
-    return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits)
+    # The harness is an entry point of its own (its main): the sandbox settings are read here, once per run.
+    return grade.measure(notebook, assignment, calls, probes_source=probes, limits=limits, config=from_environment())
 
 
 def run_one(path: Path, settings: HarnessSettings, device: str, expected: dict[str, list[int]],

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from autograder.assignment import DEV_SECRET, assignment_names, dev_secret_warning, load_assignment, secret_variable
+from autograder.config import from_environment
 from autograder.errors import InputError
 from autograder.staff.bundle import read_member, rubric_member, secret_member, zip_assignment, zip_members, zip_secret
 
@@ -103,12 +104,11 @@ def grader_env(env: dict[str, str | None], base: dict[str, str] | None = None) -
 
 
 def _inputs(names: tuple[str, ...], env: dict[str, str | None], notes: list[str] | None = None) -> Inputs:
-    """Resolved as the graders, which get grader_env(env), resolve them."""
+    """Resolved as the graders, which get grader_env(env) and read it with config.from_environment, resolve them."""
     key, dev = {}, []
+    config = from_environment(grader_env(env))
     for name in names:
-        secret, is_default = env.get(secret_variable(name)), False
-        if secret is None:
-            secret, is_default = load_assignment(name).secret()
+        secret, is_default = load_assignment(name).secret(config)
         if is_default or secret == DEV_SECRET:
             dev.append(name)
         rubric = rubric_in_use(name, grader_env(env))

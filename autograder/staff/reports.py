@@ -89,7 +89,7 @@ def summary_text(rows: list[Row], out: Path) -> str:
 
 def _grade_lines(row: Row, numbers: list[str]) -> Iterable[list]:
     scored, results = _scored(row.results), row.results or {}
-    notebook = (results.get("extra_data") or {}).get("notebook") or _graded_name(results.get("output", ""))
+    notebook = str((results.get("extra_data") or {}).get("notebook") or "")  # grade.py writes it; never the Markdown
     file = row.entry.path.name + (f"/{notebook}" if notebook and row.entry.path.is_dir() else "")
     ours = _total(row)
     values = [row.status, " ".join(_needs_review(results)), ours, row.entry.recorded_score,
@@ -112,12 +112,6 @@ def _needs_review(results: dict | None) -> list[str]:
 
 def _total(row: Row) -> float | None:
     return float(row.results["score"]) if row.results is not None else None
-
-
-def _graded_name(output: str) -> str:
-    """The graded notebook's name from the summary's first line (`Graded `x.ipynb` as ...`); display only."""
-    found = re.match(r"Graded `([^`\n]+)` as ", output)
-    return found.group(1) if found else ""
 
 
 def _scored(results: dict | None) -> dict[str, dict]:

