@@ -107,7 +107,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     run = run_worker(request, assignment.limits, protected, assignment.preload, config)
     if not keep_warm:
         close_warm_starts()
-    submission = Submission(notebook, run.reply, run.problem, {c.name: c for c in calls}, seeds, reference,
+    reply = dict(run.reply) if run.reply is not None else None
+    submission = Submission(notebook, reply, run.problem, {c.name: c for c in calls}, seeds, reference,
                             _expected=expected)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric(config))
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
@@ -122,7 +123,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     staff += quiet
     status = "ok" if run.reply is not None else "timeout" if run.timed_out else "crashed"
     return build_results(cases, summary, time.monotonic() - started, staff_log="\n".join(staff), status=status,
-                         detail=run.problem or _staff_detail(protocol.events_of(run.reply.get("events"))),
+                         detail=run.problem or _staff_detail(protocol.events_of((run.reply or {}).get("events"))),
                          notebook=notebook.path.name)
 
 

@@ -133,7 +133,8 @@ def load_notebook(path: Path) -> Notebook:
             "Download it again from Jupyter with File > Download.") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise SubmissionError(f"`{path.name}` is JSON but not a Jupyter notebook (it has no list of cells).")
-    cells, seen, heading = [], set(), ""
+    cells: list = []
+    seen, heading = set(), ""
     for index, raw in enumerate(data["cells"]):
         if not isinstance(raw, dict):
             continue
@@ -177,7 +178,7 @@ def _index_cell(notebook: Notebook, cell: CodeCell) -> None:
         return
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            notebook.imports.append((cell, node.lineno, ast.get_source_segment(source, node)))
+            notebook.imports.append((cell, node.lineno, ast.get_source_segment(source, node) or ""))
         elif isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             lines = source.split("\n")[start - 1:node.end_lineno]

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import cast
 from pathlib import Path
 
 from autograder import protocol
@@ -57,7 +58,7 @@ class Limits:
 
 @dataclass
 class WorkerRun:
-    reply: dict | None
+    reply: protocol.Reply | None
     returncode: int | None = None
     timed_out: bool = False
     memory_exceeded: bool = False
@@ -74,7 +75,7 @@ def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tu
     """Run the worker on `request` under `limits`, with `protected` unreadable to it; always returns.
     `config`: the sandbox user's name and the layers switched off (GraderConfig(): none)."""
     config = config or GraderConfig()
-    started, notes = time.monotonic(), []
+    started, notes = time.monotonic(), list[str]()
     user, slot_lock = _claim_user(notes, config.sandbox_user)
     try:
         return _run(request, limits, protected, preload or (), user, notes, started, config)
@@ -167,7 +168,8 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
             left = host.remove_leftovers(user.pw_uid) if user else []
             if left:
                 run.notes.append(f"removed what the run left: {', '.join(left[:10])}")
-            host.remove_tree(scratch)
+            if scratch is not None:
+                host.remove_tree(scratch)
         log.seek(max(0, log.seek(0, 2) - 4000))
         run.notes.append("worker log tail (the run's own output, quoted):\n"
                          + quote(log.read().decode(errors="replace")))
@@ -236,10 +238,11 @@ def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[protocol.Re
     events = protocol.events_of(measured.get("events"))
     if not isinstance(report, dict):
         why = "memory" if run.memory_exceeded else "time" if run.timed_out else "stopped"
-        report, events = {"cells": []}, events + [protocol.event(protocol.NOTEBOOK_RUN_STOPPED, why)]
-    reply = {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
+        stopped = cast(protocol.Event, protocol.event(protocol.NOTEBOOK_RUN_STOPPED, why))
+        report, events = {"cells": []}, events + [stopped]
+    reply = cast(protocol.Reply, {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
              "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
-             "events": protocol.events_of(report.get("events")) + events}
+             "events": protocol.events_of(report.get("events")) + events})
     return reply, ""
 
 

@@ -144,7 +144,7 @@ class MemoryWatch:
             used = sum(sizes.values())
             self.report.peak_mb = round(max(self.report.peak_mb, used), 1)
             if used > limit and sizes:
-                biggest = max(sizes, key=sizes.get)
+                biggest = max(sizes, key=lambda pid: sizes[pid])
                 inner = innermost_pid(biggest)
                 try:
                     os.kill(biggest, 9)

@@ -58,7 +58,10 @@ def bwrap_binary() -> str | None:
 
 
 def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
-    command = [bwrap_binary(), "--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "ALL",
+    binary = bwrap_binary()
+    if binary is None:
+        raise ZygoteError("bubblewrap is not installed")
+    command = [binary, "--unshare-user", "--uid", "0", "--gid", "0", "--cap-add", "ALL",
                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session"]
     # The fresh mounts first: a bind below /tmp (a checkout there, its venv) must land on top of the new /tmp.
@@ -67,8 +70,8 @@ def bwrap_command(argv: list[str], keep_fd: int) -> list[str]:
         command += ["--ro-bind-try", path, path]
     for name in ETC_FILES:
         command += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    for path in python_paths():
-        command += ["--ro-bind", str(path), str(path)]
+    for environment in python_paths():
+        command += ["--ro-bind", str(environment), str(environment)]
     command += ["--ro-bind", str(INSIDE), SANDBOX_INSIDE, "--chdir", "/"]
     for device in sorted(Path("/dev").glob("nvidia*")):  # the GPU harness: CUDA needs its device files
         command += ["--dev-bind", str(device), str(device)]
@@ -215,7 +218,8 @@ class ForkedWorker:
     """What run_worker needs of a subprocess.Popen, for a run that is the zygote's child."""
 
     def __init__(self, zygote: Zygote, pid: int):
-        self.zygote, self.pid, self.returncode = zygote, pid, None
+        self.zygote, self.pid = zygote, pid
+        self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is not None:
@@ -224,7 +228,7 @@ class ForkedWorker:
         while True:
             left = 3600.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
-                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
             try:
                 message = self.zygote._receive(left)
             except ZygoteSilent:

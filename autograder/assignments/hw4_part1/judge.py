@@ -141,7 +141,8 @@ def check_gradient(submission, name: str) -> None:
     for index, reported in enumerate(steps):
         if not _numbers(reported):
             raise AssertionError(f"`{name}.calculate_gradient` should return (grad_w, grad_b) with 2 + 1 numbers; "
-                                 f"at step {index + 1} yours {'does not' if reported is None else 'has ' + str(len(reported))}.")
+                                 f"at step {index + 1} yours "
+                                     + (f"has {len(reported)}." if isinstance(reported, list) else "does not."))
         theta = list(rule.START) if index == 0 else got["trajectory"][index - 1]
         if name == "GD":
             G = rule._gradients(torch.tensor(X, dtype=torch.float64),
