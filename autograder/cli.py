@@ -30,10 +30,10 @@ EXAMPLES = [
 ARGV_VARIABLE = "AUTOGRADER_PRIVATE_ARGV"
 
 
-def _private_argv() -> list[str] | None:
+def private_argv(entry: str = "autograder.cli") -> list[str] | None:
     """The command line, kept out of /proc/PID/cmdline, which every user can read (and a sandboxed run in the
-    fallback is a user of its own): as root, the process re-executes itself with its arguments in its
-    environment, which only its own user can read. None: use sys.argv as it is."""
+    fallback is a user of its own): as root, the process re-executes itself (`entry`'s main) with its arguments
+    in its environment, which only its own user can read. None: use sys.argv as it is."""
     hidden = os.environ.pop(ARGV_VARIABLE, None)
     if hidden is not None:
         return json.loads(hidden)
@@ -41,13 +41,13 @@ def _private_argv() -> list[str] | None:
         return None
     sys.stdout.flush()
     sys.stderr.flush()
-    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from autograder.cli import main; sys.exit(main())"
+    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from {entry} import main; sys.exit(main())"
     os.execve(sys.executable, [sys.executable, "-c", boot], {**os.environ, ARGV_VARIABLE: json.dumps(sys.argv[1:])})
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
-        argv = _private_argv()
+        argv = private_argv()
     parser = argparse.ArgumentParser(
         prog="run_autograder",
         description="With no arguments, grade /autograder/submission as Gradescope does.")
