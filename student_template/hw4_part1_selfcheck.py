@@ -112,12 +112,22 @@ def _effective(kind: str, G: torch.Tensor, mistake: str | None) -> torch.Tensor:
     return G
 
 
-def _matching(G: torch.Tensor, reported) -> torch.Tensor | None:
-    """Rows of G equal to the gradient the student's calculate_gradient returned (None: no usable report)."""
+def _three_numbers(reported) -> torch.Tensor | None:
+    """The reported gradient as a (3,) tensor, or None when it is anything else (the student's code decides what
+    calculate_gradient returns: strings, None, nested lists)."""
     if not isinstance(reported, list) or len(reported) != 3:
         return None
-    g = torch.tensor(reported, dtype=torch.float64)
-    if not bool(torch.isfinite(g).all()):
+    try:
+        g = torch.tensor(reported, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return g if g.shape == (3,) else None
+
+
+def _matching(G: torch.Tensor, reported) -> torch.Tensor | None:
+    """Rows of G equal to the gradient the student's calculate_gradient returned (None: no usable report)."""
+    g = _three_numbers(reported)
+    if g is None or not bool(torch.isfinite(g).all()):
         return None
     distance = ((G - g).abs() / (1e-5 + RTOL * G.abs())).amax(1)
     rows = torch.nonzero(distance <= 1).flatten()
@@ -144,13 +154,8 @@ def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = No
     """Whether the reported gradient is a gradient of the squared error at the current parameters: at one sample,
     the mean of two, the whole set (mean or sum), or one sample of the course data (`course`, its per-sample
     gradients: a class that reads the notebook's X_train), up to a factor of 2."""
-    if not isinstance(reported, list) or len(reported) != 3:
-        return False
-    try:
-        g = torch.tensor(reported, dtype=torch.float64)
-    except (TypeError, ValueError):
-        return False
-    if not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
+    g = _three_numbers(reported)
+    if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
         return False
     for scale in (1.0, 2.0, 0.5):
         rows = torch.cat([G, G.mean(0, keepdim=True), G.sum(0, keepdim=True)]
