@@ -169,6 +169,16 @@ def test_a_call_that_hangs_times_out_and_the_next_still_runs():
     assert value(run, "optimizer").startswith("RuntimeError")
 
 
+def test_a_check_the_runs_clock_leaves_no_time_for_is_for_review_not_the_students_fault():
+    # The measurement's wall deadline is half the run's (10 s here); two hanging calls use it up, so the third never
+    # starts. That is the machine's time, not a limit of the third check: staff review it, nobody is charged.
+    run = measure([("hang", "hang", {}, 6), ("hang2", "hang", {}, 6), ("optimizer", "optimizer", {}, 30)],
+                  limits=Limits(wall_seconds=20, cell_timeout=10, memory_mb=600))
+    assert run.reply["probes"]["hang"]["stopped"] == "time"
+    late = run.reply["probes"]["optimizer"]
+    assert late["needs_review"] == "box" and late["stopped"] == "deadline" and not late["ok"], late
+
+
 def test_two_runs_at_once_cannot_see_or_signal_each_other():
     kill_all = "import os, signal\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n" \
                "        try: os.kill(int(p), signal.SIGKILL)\n        except Exception: pass\n"

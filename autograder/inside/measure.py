@@ -56,7 +56,10 @@ def main(request_fd: int, reply_fd: int) -> None:
         for call in request["calls"]:
             left = deadline - time.monotonic()
             if left <= 1:
-                reply["probes"][call["name"]] = {"ok": False, "error": "not run: the time limit was reached"}
+                reply["probes"][call["name"]] = {  # the run's wall clock, not a limit of the call: not theirs
+                    "ok": False, "needs_review": "box", "stopped": "deadline",
+                    "error": "this check was not run: the grading ran out of time before it (the machine was slow), "
+                             "not because of a limit on your code; your course staff will review it"}
                 continue
             reply["probes"][call["name"]] = _run_call(request, cells, call, min(call["timeout"], left))
     except Exception as error:  # a bug here must still leave a reply: the calls not measured say so
