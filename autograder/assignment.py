@@ -14,7 +14,7 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from autograder.config import GraderConfig, secret_variable
 from autograder.errors import InputError
@@ -22,7 +22,7 @@ from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
 from autograder.sandbox import Limits
 
-__all__ = ["Assignment", "MeasurementPolicy", "Call", "Seeds", "load_assignment", "assignment_names",
+__all__ = ["Assignment", "MeasurementPolicy", "Call", "Seeds", "ProbeHelpers", "load_assignment", "assignment_names",
            "detect_assignment", "secret_variable", "dev_secret_warning"]
 
 ASSIGNMENTS = Path(__file__).with_name("assignments")
@@ -58,6 +58,19 @@ class Seeds:
     def __call__(self, case: str) -> int:
         mac = hmac.new(self._secret, f"{self.digest}:{case}".encode(), hashlib.sha256)
         return int.from_bytes(mac.digest()[:4], "big") % 2**31
+
+
+class ProbeHelpers(Protocol):
+    """`_autograder`, the one name the measurement process gives probes.py's text (inside/runtime.py builds it).
+    Stated here, for the type checker only: the grader imports the same probes as a module, where the name is
+    never bound, and inside/ may import nothing from the grader."""
+
+    namespace: dict[str, Any]  # the notebook's imports, definitions and context
+    Missing: type[Exception]  # raised when a graded name is absent: reported as missing, not as an error
+
+    def load(self, name: str, base: str | None = None, not_base: str | None = None) -> Any: ...
+
+    def describe(self, error: BaseException) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 SAMPLE_SECONDS = 0.1
+SWITCHES = ("filter", "capabilities", "read_only_cgroups", "overlay")  # what a box's test may leave out
 
 __all__ = ["Box", "BoxRun", "evict_page_cache", "resident_fraction", "DOCKER_CAPS", "REFUSED_SYSCALLS"]
 
@@ -82,11 +83,16 @@ class Box:
     """One container per `run`: fresh cgroups, a cold page cache and a fresh overlay of `kit` each time."""
 
     def __init__(self, memory_mb: int = 768, cpus: float = 0.5, kit: Path = ROOT, evict: bool = True,
-                 image_paths: tuple[Path, ...] | None = None):
+                 image_paths: tuple[Path, ...] | None = None, switched_off: tuple[str, ...] = ()):
+        """`switched_off` (the box's own tests only: a control shows that a mechanism is what stops an attack):
+        any of SWITCHES, left out of the container."""
         if os.geteuid() != 0:
             raise PermissionError("the Gradescope box needs root (cgroups, mounts)")
         if memory_mb <= 0 or cpus <= 0:
             raise ValueError(f"memory_mb and cpus must be positive, got {memory_mb} and {cpus}")
+        if set(switched_off) - set(SWITCHES):
+            raise ValueError(f"unknown switches {sorted(set(switched_off) - set(SWITCHES))}; known: {SWITCHES}")
+        self.switched_off = tuple(switched_off)
         self.memory_mb, self.cpus, self.kit, self.evict = memory_mb, cpus, Path(kit).resolve(), evict
         self.image_paths = image_paths if image_paths is not None else image_files_roots(self.kit)
 
@@ -98,7 +104,8 @@ class Box:
         try:
             evicted = sum(evict_page_cache(p) for p in self.image_paths) if self.evict else 0
             spec = {"cgroups": {k: str(v) for k, v in groups.items()}, "kit": str(self.kit),
-                    "upper": str(scratch / "upper"), "work": str(scratch / "work")}
+                    "upper": str(scratch / "upper"), "work": str(scratch / "work"),
+                    "switched_off": list(self.switched_off)}
             command = [sys.executable, str(ENTER), json.dumps(spec), "--", *argv]
             stop, peak_anonymous = threading.Event(), [0.0]
             sampler = threading.Thread(target=_sample_anonymous, args=(groups["memory"], stop, peak_anonymous),

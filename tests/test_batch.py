@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.staff import batch, build, cli, inputs
+from autograder.staff import batch, batch_graders, build, cli, inputs
 from autograder.assignment import DEV_SECRET, assignment_names, secret_variable
 from autograder.config import GraderConfig
 from autograder.grade import grade
@@ -213,7 +213,7 @@ def test_a_crash_a_hang_and_garbage_cost_one_row_each(tmp_path, fake):
 
 
 def test_a_slot_keeps_one_grader_until_it_fails_or_is_recycled(tmp_path, fake, monkeypatch):
-    monkeypatch.setattr(batch, "RECYCLE_AFTER", 3)
+    monkeypatch.setattr(batch_graders, "RECYCLE_AFTER", 3)
     names = ["a", "b", "c_crash", "d", "e_hang", "f", "g", "h", "i"]
     out = tmp_path / "out"
     rows = batch.grade_all(_folder(tmp_path, names), out, jobs=1, timeout=5, assignment="hw4_part1", command=fake,
@@ -465,7 +465,7 @@ def no_secrets(monkeypatch):
     """Nothing but the development secret, as on a fresh clone."""
     for name in assignment_names():
         monkeypatch.delenv(secret_variable(name), raising=False)
-        if (batch.ROOT / "autograder/assignments" / name / "secret").exists():
+        if (batch_graders.ROOT / "autograder/assignments" / name / "secret").exists():
             pytest.skip(f"this checkout has a secret file for {name}")
 
 
@@ -558,8 +558,8 @@ def test_one_grader_grades_in_turn_as_a_grader_each_would(tmp_path, monkeypatch)
                               str(tmp_path / "alone.json"), "--assignment", "hw4_part1"], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # meanwhile, on the other core
     starts = []
-    start = batch._Runner._start
-    monkeypatch.setattr(batch._Runner, "_start", lambda self, *args: starts.append(args) or start(self, *args))
+    start = batch_graders.Graders._start
+    monkeypatch.setattr(batch_graders.Graders, "_start", lambda self, *args: starts.append(args) or start(self, *args))
     rows = batch.grade_all(folder, tmp_path / "out", jobs=1, assignment="hw4_part1", progress=False)
     assert alone.wait(timeout=600) == 0
     assert len(starts) == 1

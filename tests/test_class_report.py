@@ -1,4 +1,4 @@
-"""The class report: OUT/report.html and its figures, from a batch folder as autograder/batch.py writes it.
+"""The class report: OUT/report.html and its figures, from a batch folder as autograder/staff/batch.py writes it.
 
 No sandbox: the batch folder is synthetic (tests/staff_fixtures.py builds it with the grader's and the batch's own
 writers). The browser test opens the page in Debian's chromium, headless.

@@ -2,8 +2,10 @@
 Docker's default capabilities (no CAP_SYS_ADMIN, no CAP_SYS_PTRACE), 768 MiB and half a core around everything
 (the grader too), the image's files out of the page cache, a fresh overlay of the kit per grading.
 
-First the box itself (each mechanism asserted from inside it), then gradings in it: the fallback sandbox must
-grade both parts right there, measure memory without ptrace, and say in the staff log that it fell back.
+First the box itself (each mechanism asserted from inside it, and each with its control: the same probe in a
+box with that mechanism switched off, Box's test-only `switched_off`, or its limit raised, gets through), then
+gradings in it: the fallback sandbox must grade both parts right there, measure memory without ptrace, and say in
+the staff log that it fell back.
 """
 
 import json
@@ -34,9 +36,7 @@ def inside(code: str, box: Box | None = None):
     return json.loads(run.stdout.strip().splitlines()[-1]), run
 
 
-def test_namespaces_are_refused_by_the_filter_not_only_by_capabilities():
-    # unshare(CLONE_NEWUSER) needs no capability: only a seccomp filter refuses it to root without CAP_SYS_ADMIN.
-    seen, _ = inside(f"""
+NAMESPACES = f"""
         import ctypes, json, os
         libc = ctypes.CDLL(None, use_errno=True)
         def errno_of(result):
@@ -55,7 +55,12 @@ def test_namespaces_are_refused_by_the_filter_not_only_by_capabilities():
             os._exit(7)
         out["fork"] = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
         print(json.dumps(out))
-    """)
+    """
+
+
+def test_namespaces_are_refused_by_the_filter_not_only_by_capabilities():
+    # unshare(CLONE_NEWUSER) needs no capability: only a seccomp filter refuses it to root without CAP_SYS_ADMIN.
+    seen, _ = inside(NAMESPACES)
     import errno
     assert seen["unshare_user"] == errno.EPERM and seen["unshare_mount"] == errno.EPERM
     assert seen["mount"] == errno.EPERM and seen["clone_newuser"] == errno.EPERM
@@ -63,24 +68,39 @@ def test_namespaces_are_refused_by_the_filter_not_only_by_capabilities():
     assert seen["seccomp"] == "2" and seen["fork"] == 7
 
 
-def test_root_inside_has_dockers_capabilities_only():
-    seen, _ = inside("""
+def test_with_the_filter_switched_off_the_capabilities_alone_let_a_user_namespace_be_made():
+    seen, _ = inside(NAMESPACES, Box(evict=False, switched_off=("filter",)))
+    import errno
+    assert seen["unshare_user"] == 0, seen  # (then unmapped in it, this uid may not nest another: clone's EPERM)
+    assert seen["clone3"] != errno.ENOSYS, seen  # the kernel's own answer to clone3(NULL, 0), not the filter's
+
+
+CAPABILITIES = """
         import json, os
         caps = {l.split(":")[0]: int(l.split()[1], 16) for l in open("/proc/self/status") if l.startswith("Cap")}
         print(json.dumps({"uid": os.getuid(), **caps}))
-    """)
+    """
+
+
+def test_root_inside_has_dockers_capabilities_only():
+    seen, _ = inside(CAPABILITIES)
     docker = sum(1 << CAP_NUMBERS[name] for name in DOCKER_CAPS)
     assert seen["uid"] == 0
     assert seen["CapBnd"] == docker and seen["CapEff"] == docker
     assert not seen["CapBnd"] & (1 << CAP_SYS_PTRACE) and not seen["CapBnd"] & (1 << CAP_SYS_ADMIN)
 
 
-def test_one_read_only_cgroup_of_768_mib_and_half_a_core_holds_everything():
-    seen, _ = inside("""
+def test_with_the_capabilities_switched_off_root_inside_keeps_sys_admin_and_ptrace():
+    seen, _ = inside(CAPABILITIES, Box(evict=False, switched_off=("capabilities",)))
+    assert seen["CapBnd"] & (1 << CAP_SYS_PTRACE) and seen["CapBnd"] & (1 << CAP_SYS_ADMIN), seen
+
+
+CGROUPS = """
         import json, os
         memory, cpu = "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu"
         try:
             os.mkdir(memory + "/run")
+            os.rmdir(memory + "/run")
             made = "yes"
         except OSError as error:
             made = error.errno
@@ -88,13 +108,25 @@ def test_one_read_only_cgroup_of_768_mib_and_half_a_core_holds_everything():
                           "quota": int(open(cpu + "/cpu.cfs_quota_us").read()),
                           "period": int(open(cpu + "/cpu.cfs_period_us").read()),
                           "mine": str(os.getpid()) in open(memory + "/cgroup.procs").read().split(), "mkdir": made}))
-    """)
+    """
+HOG = "x = bytearray(900 * 2**20); x[::4096] = b'1' * len(x[::4096])"
+
+
+def test_one_read_only_cgroup_of_768_mib_and_half_a_core_holds_everything():
+    seen, _ = inside(CGROUPS)
     import errno
     assert seen["limit"] == 768 * 2**20 and seen["mine"]
     assert (seen["quota"], seen["period"]) == (50000, 100000)
     assert seen["mkdir"] == errno.EROFS  # the grader cannot make cgroups of its own there
-    hog = Box(evict=False).run([sys.executable, "-c", "x = bytearray(900 * 2**20); x[::4096] = b'1' * len(x[::4096])"])
+    hog = Box(evict=False).run([sys.executable, "-c", HOG])
     assert hog.returncode == -9 and hog.oom_kills >= 1  # the limit is in force
+
+
+def test_with_the_cgroups_writable_and_the_limit_raised_the_same_probes_get_through():
+    seen, _ = inside(CGROUPS, Box(evict=False, switched_off=("read_only_cgroups",)))
+    assert seen["mkdir"] == "yes"
+    hog = Box(evict=False, memory_mb=1536).run([sys.executable, "-c", HOG])
+    assert hog.returncode == 0 and hog.oom_kills == 0, hog.stderr[-2000:]
 
 
 def test_the_image_files_leave_the_page_cache_before_each_run(tmp_path):
@@ -107,6 +139,8 @@ def test_the_image_files_leave_the_page_cache_before_each_run(tmp_path):
         os.fsync(stream.fileno())  # clean pages: the image's files are never dirty
     blob.read_bytes()
     assert resident_fraction(blob) > 0.9  # written and read: cached
+    kept = Box(image_paths=(image,), evict=False).run(["true"])  # the control: without the eviction it stays cached
+    assert kept.returncode == 0 and kept.evicted_files == 0 and resident_fraction(blob) > 0.9
     run = Box(image_paths=(image,)).run(["true"])
     assert run.returncode == 0 and run.evicted_files == 1
     assert resident_fraction(blob) == 0.0
@@ -121,6 +155,16 @@ def test_each_run_gets_a_fresh_overlay_of_the_kit():
     assert seen and not marker.exists()  # written in the overlay, not the kit
     again, _ = inside(f"import json, os; print(json.dumps(os.path.exists({str(marker)!r})))")
     assert again is False
+
+
+def test_with_the_overlay_switched_off_a_write_in_the_box_lands_in_the_kit():
+    marker = ROOT / "autograder" / ".written-in-the-box"
+    try:
+        seen, _ = inside(f"open({str(marker)!r}, 'w').write('x'); import json; print(json.dumps(True))",
+                         Box(evict=False, switched_off=("overlay",)))
+        assert seen and marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 # ---- gradings in the box (slow: minutes each on half a core) ----

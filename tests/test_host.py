@@ -48,11 +48,12 @@ def test_lock_down_leaves_others_only_the_kept_paths_and_the_way_to_them(tmp_pat
         (root / path).write_text("x")
     for path in root.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    lock_down(root, [root / ".venv", root / "autograder" / "inside"], [])
 
     def other(path: str) -> int:
         return stat.S_IMODE((root / path).stat().st_mode) & 0o007
 
+    assert other("solution") == other("dist") == 0o005 and other("autograder/grade.py") == 0o004  # the control
+    lock_down(root, [root / ".venv", root / "autograder" / "inside"], [])
     assert other("solution") == 0 and other("dist") == 0 and other("autograder/grade.py") == 0
     assert other("autograder") == 0o001 and other(".") == 0o001  # traverse only, no listing
     assert other(".venv") == 0o005 and other("autograder/inside") == 0o005 and other("autograder/inside/zygote.py") == 0o004

@@ -26,6 +26,15 @@ def test_the_watchdog_stops_the_biggest_process_beyond_the_zygotes_share():
                             "import time; time.sleep(60)"])
     small = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        deadline = time.monotonic() + 30
+        while memory.anonymous_mb(hog.pid) < 280 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the control: the same hog, watched with the limit above it, is measured and left alone
+        roomy = MemoryWatch(lambda: [hog.pid, small.pid], 600, baseline_pid=small.pid, interval=0.05).start()
+        time.sleep(0.5)
+        left_alone = roomy.stop()
+        assert hog.poll() is None and not left_alone.stopped and not left_alone.exceeded
+        assert left_alone.peak_mb > 250
         watch = MemoryWatch(lambda: [hog.pid, small.pid], 150, baseline_pid=small.pid, interval=0.05).start()
         assert hog.wait(timeout=30) == -9
         report = watch.stop()
@@ -95,6 +104,10 @@ def test_the_reference_answers_in_a_child_that_exits_and_its_cpu_time_is_measure
     calls = [_Call("busy", 0.3), _Call("quick", 0.0)]
     got, costs = answers.reference_answers(_spin, calls)
     assert got["busy"]["pid"] != os.getpid() and "colorsys" not in sys.modules  # not in the grader
+    try:  # the control: the same function called here imports into the grader
+        assert _spin(_Call("here", 0.0))["pid"] == os.getpid() and "colorsys" in sys.modules
+    finally:
+        sys.modules.pop("colorsys", None)
     assert costs["busy"] >= 0.25 and costs["quick"] < 0.2
     again, _ = answers.reference_answers(_spin, calls)
     assert again == got and again["busy"] is not got["busy"]  # remembered, handed out as fresh copies

@@ -136,7 +136,7 @@ def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_cl
     import time
     from pathlib import Path
 
-    from autograder.staff.batch import _close_to_others
+    from autograder.staff.batch_records import close_to_others
     root = Path(__file__).resolve().parent.parent
     folder = tmp_path / "ag-classmates-notebooks"
     folder.mkdir(mode=0o755)
@@ -162,7 +162,7 @@ def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_cl
         except BrokenPipeError:
             pass
         process.wait(timeout=60)
-    _close_to_others(folder)
+    close_to_others(folder)
     assert folder.stat().st_mode & 0o007 == 0
 
 

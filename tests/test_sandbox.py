@@ -4,6 +4,10 @@ Each test sends the measurement process a small probe module (a stand-in for an 
 matters, notebook cells for the top-to-bottom run; the probes report what the student's side of the sandbox sees.
 Both sandboxes are exercised: bubblewrap's namespaces (the default here) and the fallback that Gradescope's
 container may force (AUTOGRADER_DISABLE=bwrap), as root and, for the namespaces, as an ordinary user.
+
+Every defence has its control: the same attack with that defence switched off goes through. Where the request has
+a switch (`switched_off`, test-only), it is used; the network namespace is switched off by the fallback (which has
+none); a limit by raising it; the whole sandbox by running the same probe in a plain process (`unsandboxed`).
 """
 
 import ast
@@ -75,9 +79,32 @@ def hog(args):
     while True:
         blocks.append(bytearray(50 * 2**20))
 
+def allocate(args):
+    block = bytearray(args["mb"] * 2**20)
+    block[::4096] = b"1" * len(block[::4096])
+    return "allocated"
+
 def hang(args):
     while True:
         pass
+
+def spin(args):
+    import time
+    end = time.monotonic() + args["seconds"]
+    while time.monotonic() < end:
+        pass
+    return "finished"
+
+def kill(args):
+    import errno, signal
+    found = {}
+    for pid in args["pids"]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            found[str(pid)] = "killed"
+        except OSError as error:
+            found[str(pid)] = errno.errorcode.get(error.errno, str(error.errno))
+    return found
 '''
 
 
@@ -98,6 +125,19 @@ def value(run, name):
     return probe["value"]
 
 
+def unsandboxed(entry: str, args: dict, probes: str = PROBES):
+    """The control: the same probe in a plain child of this process (this user, this environment), no sandbox."""
+    code = ("import json, sys\nscope = {}\nexec(compile(sys.stdin.read(), '<probes>', 'exec'), scope)\n"
+            "print(json.dumps(scope[sys.argv[1]](json.loads(sys.argv[2]))))")
+    done = subprocess.run([sys.executable, "-c", code, entry, json.dumps(args)], input=probes, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+ALL_LAYERS = ("guard", "files", "syscalls")  # the measurement process's own layers (request field switched_off)
+
+
 @pytest.fixture(params=["namespaces", "fallback"])
 def mode(request, monkeypatch):
     if request.param == "fallback":
@@ -115,7 +155,6 @@ def test_the_run_sees_only_its_own_files_and_processes(mode, monkeypatch):
     assert run.mode == mode
     seen = value(run, "view")
     assert not seen["secret_env"]  # in both modes
-    assert seen["uid"] != 0 or mode == "namespaces"
     if mode == "namespaces":  # the checkout is not in the view at all; /proc holds the run's processes only
         assert not any(seen["exists"].values()), seen["exists"]
         assert len(seen["pids"]) <= 6, seen["pids"]  # worker, measurement, its child, two kernel seeds
@@ -126,6 +165,19 @@ def test_the_run_sees_only_its_own_files_and_processes(mode, monkeypatch):
     else:  # the same files exist on the host but the sandbox user cannot read them
         assert value(run, "read") == "PermissionError"
         assert any("FALLBACK SANDBOX" in note for note in run.notes)
+        # the mechanism: another uid than the reference's owner, and the reference's folder closed to others
+        assert seen["uid"] not in (0, os.geteuid(), secret.stat().st_uid)
+        assert secret.parent.stat().st_mode & 0o077 == 0
+
+
+def test_without_the_sandbox_the_same_probes_see_the_secret_the_checkout_and_every_process(monkeypatch):
+    """The control of the test above: a plain process, with the same environment, sees all it must not."""
+    secret = ROOT / "solution" / "part1.py"
+    monkeypatch.setenv("AUTOGRADER_SECRET_HW4_PART1", "never inside")
+    seen = unsandboxed("view", {"paths": [str(secret), str(ROOT / ".git"), str(ROOT / "README.md")]})
+    assert seen["secret_env"] and all(seen["exists"].values()), seen["exists"]
+    assert len(seen["pids"]) > 6 and seen["cwd"] != "/scratch"
+    assert unsandboxed("read", {"path": str(secret)}) == secret.read_text()[:50]
 
 
 def test_torch_optim_and_its_kernels_cannot_run_where_the_graded_code_is_measured(mode):
@@ -134,17 +186,41 @@ def test_torch_optim_and_its_kernels_cannot_run_where_the_graded_code_is_measure
     assert value(run, "fused") == "RuntimeError"
 
 
-def test_a_listener_on_the_hosts_loopback_is_unreachable():
+def test_with_the_guard_switched_off_torch_optim_and_its_kernels_run(mode):
+    """The control: the guard is what stubs them (the kernel's layers only refuse files and system calls)."""
+    run = measure([("optimizer", "optimizer", {}, 30), ("fused", "fused", {}, 30)], switched_off=("guard",))
+    assert (value(run, "optimizer"), value(run, "fused")) == ("allowed", "allowed")
+
+
+def _connect(switched_off=()) -> str:
+    """What the `connect` probe gets from a listener on the host's loopback, in a run of the current mode."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        run = measure([("connect", "connect", {"port": server.getsockname()[1]}, 30)])
-    assert value(run, "connect") != "connected"
+        run = measure([("connect", "connect", {"port": server.getsockname()[1]}, 30)], switched_off=switched_off)
+    return value(run, "connect")
+
+
+def test_a_listener_on_the_hosts_loopback_is_unreachable():
+    assert _connect() != "connected"
+
+
+def test_the_network_namespace_alone_keeps_the_hosts_loopback_out_of_reach(monkeypatch):
+    """With the measurement's own layers off (the guard and the system-call policy refuse sockets first), only the
+    network namespace is left; the fallback, which has none, is the control: there the same probe connects."""
+    assert _connect(ALL_LAYERS) in ("ConnectionRefusedError", "OSError")
+    if os.geteuid() != 0:
+        pytest.skip("the fallback's unprivileged user needs root")
+    monkeypatch.setenv("AUTOGRADER_DISABLE", "bwrap")
+    assert _connect(ALL_LAYERS) == "connected"
 
 
 def test_nothing_a_run_leaves_in_tmp_or_shm_reaches_the_next(mode):
-    first = measure([("leave", "leave", {"tag": "one"}, 30)], cells=["open('/tmp/ag-left-kernel', 'w').write('x')"])
+    first = measure([("leave", "leave", {"tag": "one"}, 30), ("view", "view", {"paths": []}, 30)],
+                    cells=["open('/tmp/ag-left-kernel', 'w').write('x')"])
     assert value(first, "leave") == "left"
+    within = value(first, "view")  # the control: until the run ends, the next call sees what was left
+    assert "ag-left-one" in within["tmp"] and "ag-left-one" in within["shm"], within
     second = measure([("view", "view", {"paths": []}, 30)])
     seen = value(second, "view")
     assert not [n for n in seen["tmp"] + seen["shm"] if n.startswith("ag-left")]
@@ -160,6 +236,16 @@ def test_a_memory_hog_is_stopped_by_the_memory_limit_and_costs_only_its_own_chec
     assert not hog["ok"] and hog["stopped"] == "memory" and "needs_review" not in hog, (hog, run.memory)
     assert hog["error"].startswith("your code used more memory than allowed (400 MB)")
     assert value(run, "optimizer").startswith("RuntimeError")  # the next check still ran
+
+
+def test_the_memory_limit_is_what_stops_an_allocation(mode):
+    """600 MB: stopped under a 400 MB limit; the control, the same allocation under 1200 MB, completes."""
+    stopped = measure([("allocate", "allocate", {"mb": 600}, 60)],
+                      limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
+    assert stopped.memory_exceeded and stopped.reply["probes"]["allocate"].get("stopped") == "memory", stopped.notes
+    allowed = measure([("allocate", "allocate", {"mb": 600}, 60)],
+                      limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=1200))
+    assert value(allowed, "allocate") == "allocated" and not allowed.memory_exceeded, allowed.notes
 
 
 def test_a_call_that_hangs_times_out_and_the_next_still_runs():
@@ -179,6 +265,14 @@ def test_a_check_the_runs_clock_leaves_no_time_for_is_for_review_not_the_student
     assert late["needs_review"] == "box" and late["stopped"] == "deadline" and not late["ok"], late
 
 
+def test_the_calls_time_limit_is_what_stops_a_long_computation():
+    """Six seconds of work: stopped under a 3 s limit; the control, the same work under 30 s, finishes."""
+    run = measure([("short", "spin", {"seconds": 6}, 3), ("long", "spin", {"seconds": 6}, 30)])
+    short = run.reply["probes"]["short"]
+    assert not short["ok"] and short["stopped"] == "time", short
+    assert value(run, "long") == "finished"
+
+
 def test_two_runs_at_once_cannot_see_or_signal_each_other():
     kill_all = "import os, signal\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n" \
                "        try: os.kill(int(p), signal.SIGKILL)\n        except Exception: pass\n"
@@ -191,13 +285,38 @@ def test_two_runs_at_once_cannot_see_or_signal_each_other():
     assert value(results["victim"], "view")["uid"] is not None
 
 
+def test_a_run_cannot_signal_a_process_outside_it(mode):
+    """A process of the host (as another run's are to this one) is out of sight (namespaces) or another user's
+    (fallback), even with the measurement's own layers off (the guard refuses os.kill first). The control: the
+    same probe in a plain process kills it."""
+    outside = subprocess.Popen(["sleep", "300"])
+    try:
+        run = measure([("kill", "kill", {"pids": [outside.pid]}, 30)], switched_off=ALL_LAYERS)
+        assert value(run, "kill") == {str(outside.pid): "ESRCH" if mode == "namespaces" else "EPERM"}
+        assert outside.poll() is None
+        assert unsandboxed("kill", {"pids": [outside.pid]}) == {str(outside.pid): "killed"}
+        assert outside.wait(timeout=30) == -9
+    finally:
+        outside.kill()
+        outside.wait()
+
+
+def _trusted_imports(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        found += [n for n in names if n.split(".")[0] in ("autograder", "solution", "tests")]
+    return found
+
+
 def test_the_sandbox_package_imports_nothing_from_the_trusted_side():
+    assert len(list(INSIDE.glob("*.py"))) > 5
     for path in INSIDE.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.split(".")[0] in ("autograder", "solution", "tests") for n in names), (path, names)
+        assert _trusted_imports(path.read_text()) == [], path
+    # the control: an import of the reference, at top level or hidden in a function, is found
+    planted = "import os\ndef f():\n    from solution.part1 import Adam\nimport autograder.grade\n"
+    assert sorted(_trusted_imports(planted)) == ["autograder.grade", "solution.part1"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user to run the grader as")
@@ -223,3 +342,4 @@ def test_as_an_ordinary_user_the_full_sandbox_is_used():
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["mode"] == "namespaces", report["notes"]
     assert not any(report["view"]["exists"].values())
+    assert (ROOT / "solution").is_dir() and checkout.is_dir()  # the control: outside the sandbox both are there

@@ -1,6 +1,6 @@
 """A graded batch folder (OUT) read back as one record per submission, for the class report.
 
-Reads what autograder/batch.py wrote: `grades.csv` (a row per student, a group's members sharing the row),
+Reads what autograder/staff/batch.py wrote: `grades.csv` (a row per student, a group's members sharing the row),
 `<id>/results.json` and `<id>/batch.json`. The status comes from the grader's field, never from Markdown. The
 named mistakes are read from the feedback's "Likely mistake: ..." lines, the convention every assignment's cases
 follow; that text passes through a student's notebook only as numbers, but it is escaped wherever it is shown.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TypeGuard
 
 import torch
 
@@ -50,7 +51,7 @@ def stopped(name: str, got: dict, step: int | None = None) -> str:
     return f"{where} raised{at}: `{got.get('error')}`" if got.get("error") else f"{where} stopped{at}"
 
 
-def _numbers(row, size: int = 3) -> bool:
+def _numbers(row: object, size: int = 3) -> TypeGuard[list[float]]:
     return isinstance(row, list) and len(row) == size and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in row)
 
@@ -80,14 +81,14 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
     want = steps or asked
     trajectory, gradients = got["trajectory"][:want], got["gradients"]
     own = name in rule.OWN_GRADIENTS
-    extra = {"own_gradients": own, "course": course() if own else None}
-    result = rule.replay(name, kwargs, X, y, trajectory, gradients=gradients, **extra)
-    if result.ok and len(trajectory) == want:
+    data = course() if own else None
+    result = rule.replay(name, kwargs, X, y, trajectory, gradients=gradients, own_gradients=own, course=data)
+    index = result.first_bad
+    if index is None and len(trajectory) == want:
         return result
     what = f"The first {want} steps of `{name}`" if steps else f"{want} steps of `{name}`"
-    if result.ok:
+    if index is None:
         raise AssertionError(f"{what}{WHAT[run]}: {stopped(name, got, len(trajectory) + 1)}.")
-    index = result.first_bad
     expected, reached = apart(result.expected, trajectory[index])
     lines = [f"{what}{WHAT[run]}: step {index + 1} is the first that does not follow the update rule.\n"
              f"- expected w, b = {expected}\n- got w, b = {reached}"]
@@ -95,7 +96,7 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
         lines.append("Your parameters are no longer numbers (NaN or infinite) after this step: a division by zero"
                      + (", e.g. a bias correction 1 − βᵗ with `t` still 0: increment `self.t` before using it."
                         if name == "Adam" else "."))
-    elif mistake := rule.diagnose(name, kwargs, X, y, trajectory, result, gradients, **extra):
+    elif mistake := rule.diagnose(name, kwargs, X, y, trajectory, result, gradients, own_gradients=own, course=data):
         lines.append(f"Likely mistake: {mistake}.")
     elif name == "SGD" and index < len(gradients) and \
             rule.matching_samples(X, y, trajectory[:index], gradients[:index + 1])[-1] is None:
@@ -107,9 +108,10 @@ def _gradient_hint(name: str, X: list, y: list, theta: list, g: list) -> str:
     """The mistake a wrong gradient shows, by evidence: which gradient of the loss it equals."""
     every = rule._gradients(torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64).reshape(-1),
                             torch.tensor(theta, dtype=torch.float64))
-    on_course = rule._gradients(*(torch.tensor(v, dtype=torch.float64).reshape(-1, 2) if i == 0 else
-                                  torch.tensor(v, dtype=torch.float64).reshape(-1)
-                                  for i, v in enumerate(course())), torch.tensor(theta, dtype=torch.float64))
+    course_X, course_y = course()
+    on_course = rule._gradients(torch.tensor(course_X, dtype=torch.float64).reshape(-1, 2),
+                                torch.tensor(course_y, dtype=torch.float64).reshape(-1),
+                                torch.tensor(theta, dtype=torch.float64))
     wanted = every.mean(0, keepdim=True) if name == "GD" else every
     course_rows = on_course.mean(0, keepdim=True) if name == "GD" else on_course
     mine = torch.tensor(g, dtype=torch.float64)
@@ -168,7 +170,7 @@ def check_gradient(submission, name: str) -> None:
                              "draw a new random one each call.")
 
 
-def _state_values(state: dict, key: str):
+def _state_values(state: object, key: str) -> list | None:
     """A readable state entry (a list of numbers), or None (absent, created later, unreadable)."""
     value = state.get(key) if isinstance(state, dict) else None
     return value if isinstance(value, list) and value and all(

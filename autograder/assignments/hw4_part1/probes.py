@@ -7,7 +7,13 @@ The grader's cases (cases.py) judge them: the optimizers' runs step by step agai
 The reference answers for forward and loss come from the same functions called with the solution's classes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 import torch
+
+if TYPE_CHECKING:  # bound by the measurement process only (see ProbeHelpers)
+    from autograder.assignment import ProbeHelpers
+    _autograder: ProbeHelpers
 
 
 def _flat(value) -> list:
@@ -33,7 +39,7 @@ def _readable(grads):
 
 
 def _state(optimizer) -> dict:
-    state = {}
+    state: dict[str, Any] = {}
     for name in ("accumulator", "m", "v", "t"):
         if hasattr(optimizer, name):
             try:
@@ -60,14 +66,14 @@ def measure_loss(loss, args: dict) -> dict:
 def measure_optimizer(Optimizer, Model, X, y, kwargs: dict, steps: int, describe=repr) -> dict:
     """`steps` steps from a fresh model: the parameters after each, the gradient calculate_gradient returned at
     each (read before apply_gradient runs), the state around them; on an error, the method that raised it."""
-    result = {"trajectory": [], "gradients": [], "error": None, "failed_in": None}
+    result: dict[str, Any] = {"trajectory": [], "gradients": [], "error": None, "failed_in": None}
     where = "__init__"
     try:
         optimizer = Optimizer(**kwargs)
         where = "LinearModel()"
         model = Model()
         result["state_before"] = _state(optimizer)
-        for step in range(steps):
+        for _ in range(steps):
             where = "calculate_gradient"
             grads = optimizer.calculate_gradient(X, y, model)
             result["gradients"].append(_readable(grads))
@@ -103,15 +109,15 @@ def course_data() -> tuple:
 
 # Entry points: called in the measurement process, where `_autograder` exists.
 
-def probe_forward(args):
+def probe_forward(args: dict) -> dict:
     return measure_forward(_autograder.load("LinearModel", base="Module"), args)
 
 
-def probe_loss(args):
+def probe_loss(args: dict) -> dict:
     return measure_loss(_autograder.load("loss"), args)
 
 
-def probe_optimizer(args):
+def probe_optimizer(args: dict) -> dict:
     """A hidden problem (X, y given), the generators seeded by the measurement process for this call."""
     Optimizer = _autograder.load(args["class"])
     Model = _autograder.load("LinearModel", not_base="Module")
@@ -121,7 +127,7 @@ def probe_optimizer(args):
                              args["steps"], describe=_autograder.describe)
 
 
-def probe_public(args):
+def probe_public(args: dict) -> dict:
     """The notebook's own evaluation of one optimizer: the course data, torch's stream where the reference's
     earlier optimizers leave it (`draws` one-index draws), 300 steps with the notebook's hyper-parameters."""
     X, y = course_data()

@@ -50,7 +50,7 @@ class Replay:
     steps: int  # steps checked
     first_bad: int | None  # 0-based step that no candidate reproduces, or None
     samples: list[int] = field(default_factory=list)  # sample index found for each good step (one-sample kinds)
-    expected: list[float] | None = None  # at first_bad: the reference's next parameters (for the best sample)
+    expected: list[float] = field(default_factory=list)  # at first_bad: the reference's next parameters (best sample)
 
     @property
     def ok(self) -> bool:
@@ -248,7 +248,7 @@ def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correc
             continue
         attempt = replay(kind, kwargs, X, y, trajectory, mistake=name, gradients=gradients,
                          own_gradients=own_gradients, course=course)
-        got = attempt.steps if attempt.ok else attempt.first_bad
+        got = attempt.steps if attempt.first_bad is None else attempt.first_bad
         if got > reach and got >= min(3, len(trajectory)):
             best, reach = text, got
     return best

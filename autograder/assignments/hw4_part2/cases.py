@@ -134,12 +134,13 @@ def test_config_targets(submission):
     if submission.notebook is None or note:
         raise NotRun(note or submission.problem or "your notebook could not be read")
     reading = read_config(submission.notebook)
-    if reading.settings is None:
+    settings, cell = reading.settings, reading.cell
+    if settings is None or cell is None:  # read settings always come with their cell
         course = COURSE_CONFIG
         raise AssertionError(f"{reading.problem}\n\nThe other checks use the course's configuration instead "
                              f"(r = {course.r}, target_modules = {list(course.target_modules)}, lora_alpha = "
                              f"{course.lora_alpha}, lora_dropout = {course.lora_dropout}).")
-    feedback.check_targets(reading)
+    feedback.check_targets(settings, cell.label)
 
 
 @number("3.2")

@@ -34,14 +34,16 @@ def last_layer_cell(notebook: Notebook) -> CodeCell | None:
     """The first cell whose top-level code sets `requires_grad` and mentions `classifier` (get_lora_model's cell
     does so inside a function and is not taken); failing that, the first cell still holding a TODO that mentions
     the classifier (an unanswered last-layer cell, graded as such)."""
-    answers, unanswered = [], []
+    answers: list[CodeCell] = []
+    unanswered: list[CodeCell] = []
     for cell in notebook.cells:
         code = _top_level_code(cell)
         if "classifier" in code and _ASSIGNS_GRAD.search(code):
             answers.append(cell)
         elif code and "classifier" in cell.source and _TODO.search(cell.source) and "get_lora_model" not in code:
             unanswered.append(cell)
-    return (answers or unanswered or [None])[0]
+    found = answers or unanswered
+    return found[0] if found else None
 
 
 def notebook_constants(notebook: Notebook) -> dict:

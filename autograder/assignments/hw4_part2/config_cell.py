@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from autograder.notebook import CodeCell, Notebook, python_source
 
@@ -59,7 +60,7 @@ def _parse(cell: CodeCell) -> ast.Module | None:
         return None
 
 
-def _is_config_call(node: ast.AST) -> bool:
+def _is_config_call(node: ast.AST) -> TypeGuard[ast.Call]:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == _CONFIG_CLASS
 
 
@@ -70,7 +71,7 @@ def _calls_get_lora_model(node: ast.AST) -> bool:
 
 def _candidates(tree: ast.Module) -> list[tuple[int, ast.Call]]:
     """(rank, call) of each top-level MyLoraConfig(...) call in a cell; a lower rank is a better match."""
-    found = []
+    found: list[tuple[int, ast.Call]] = []
     for index, node in enumerate(tree.body):
         later = tree.body[index + 1:]
         if isinstance(node, ast.Assign) and _is_config_call(node.value):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from autograder.assignments.hw4_part2.config_cell import ConfigReading, grouped, matched_modules
+from autograder.assignments.hw4_part2.config_cell import LoraSettings, grouped, matched_modules
 from autograder.checks import fmt
 
 __all__ = ["likely_cause", "listed", "init_problems", "check_scaling_case", "check_dropout", "compare_names",
@@ -180,13 +180,13 @@ def last_layer_hint(got: list[str], want: list[str]) -> str:
     return "Hint: freeze every parameter of `model`, then unfreeze those of `model.classifier`."
 
 
-def check_targets(reading: ConfigReading) -> None:
+def check_targets(settings: LoraSettings, cell_label: str) -> None:
     """The modules the config's targets select in bert-base must be the attention query and value projections."""
-    targets = list(reading.settings.target_modules)
+    targets = list(settings.target_modules)
     want, got = matched_modules(("query", "value")), matched_modules(tuple(targets))
     if set(got) == set(want):
         return
-    lines = [f"In your config cell ({reading.cell.label}), `target_modules={targets}` selects "
+    lines = [f"In your config cell ({cell_label}), `target_modules={targets}` selects "
              + (", ".join(grouped(got)) if got else "no module at all")
              + f" in bert-base. Expected the attention `query` and `value` projections: {', '.join(grouped(want))}."]
     leaves = {t.rsplit(".", 1)[-1] for t in targets}

@@ -14,15 +14,20 @@ plain names here); the grader's tests import it as a module. Two entry points, e
 import copy
 import statistics
 import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 try:  # in the grader; in the measurement process, probes.py's text has already defined these names
-    from autograder.assignments.hw4_part2.probes import (_p2_describe, p2_apply, p2_batch, p2_bert, p2_counts,
-                                                         p2_lora_modules, p2_make_config, p2_param_groups,
-                                                         p2_sgd_step)
+    from autograder.assignments.hw4_part2.probes import (_p2_describe, _p2_lora_functions, p2_apply, p2_batch,
+                                                         p2_bert, p2_counts, p2_defaults, p2_lora_modules,
+                                                         p2_make_config, p2_param_groups, p2_sgd_step)
 except ImportError:
     pass
+
+if TYPE_CHECKING:  # bound by the measurement process only (see ProbeHelpers)
+    from autograder.assignment import ProbeHelpers
+    _autograder: ProbeHelpers
 
 
 def _p2h_sync(device) -> None:
@@ -138,7 +143,7 @@ def measure_numeric(Config, get_lora_model, args: dict, describe=_p2_describe) -
     unmerged = _p2h_logits(lora, batch)
     timing["eval_base"] = p2h_forward_ms(base, inputs, False, args["repeats"], args["warmup"])
     timing["eval_lora"] = p2h_forward_ms(lora, inputs, False, args["repeats"], args["warmup"])
-    merge = {"lora_effect": float((unmerged - want).abs().max())}
+    merge: dict[str, Any] = {"lora_effect": float((unmerged - want).abs().max())}
     try:
         merge["method"] = p2h_merge(lora, own["lora_alpha"], own["r"])
         merged = _p2h_logits(lora, batch)
@@ -151,15 +156,15 @@ def measure_numeric(Config, get_lora_model, args: dict, describe=_p2_describe) -
     return result
 
 
-def _p2h_functions(args, device: str) -> tuple:
+def _p2h_functions(args: dict, device: str) -> tuple[Any, Any]:
     p2_defaults(_autograder.namespace, args.get("constants", {}), device)
     return _p2_lora_functions({})
 
 
-def probe_harness_counts(args):
+def probe_harness_counts(args: dict) -> dict:
     # Student code that moves tensors `.to(device)` must stay on the meta device here.
     return measure_counts(*_p2h_functions(args, "meta"), args, describe=_autograder.describe)
 
 
-def probe_harness_numeric(args):
+def probe_harness_numeric(args: dict) -> dict:
     return measure_numeric(*_p2h_functions(args, args["device"]), args, describe=_autograder.describe)

@@ -12,9 +12,14 @@ results leave as plain data.
 import ast
 import copy
 import types
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # bound by the measurement process only (see ProbeHelpers)
+    from autograder.assignment import ProbeHelpers
+    _autograder: ProbeHelpers
 
 _P2_TARGETS = ["query", "value"]
 _P2_STUB_NAMES = ("BertForSequenceClassification", "AutoModelForSequenceClassification")
@@ -177,9 +182,10 @@ def measure_model(Config, get_lora_model, args: dict, describe=_p2_describe) -> 
     """With the course's targets, for each rank: which modules became LoRA layers, which parameters train, the
     counts. With the student's own configuration: the largest |logits with LoRA - logits of the base| of a fresh
     model (eval mode)."""
-    ranks = {}
+    ranks: dict[str, dict[str, Any]] = {}
     for r in args["ranks"]:
-        entry = ranks[str(r)] = {}
+        entry: dict[str, Any] = {}
+        ranks[str(r)] = entry
         try:
             config = p2_make_config(Config, r, args["lora_alpha"], args["lora_dropout"], args["targets"])
             lora, entry["returned_none"] = p2_apply(get_lora_model, p2_bert(args["config"], args["seed"]), config)
@@ -188,7 +194,7 @@ def measure_model(Config, get_lora_model, args: dict, describe=_p2_describe) -> 
             entry["counts"] = p2_counts(lora)
         except Exception as error:
             entry["error"] = describe(error)
-    result = {"ranks": ranks}
+    result: dict[str, Any] = {"ranks": ranks}
     own = args["student"]
     try:
         model = p2_bert(args["config"], args["seed"])
@@ -247,7 +253,8 @@ def p2_run_cell(source: str, model: nn.Module, student: dict, describe=_p2_descr
     def skipped(*args, **kwargs):
         return {}
 
-    stubs = {name: types.SimpleNamespace(from_pretrained=fresh) for name in _P2_STUB_NAMES}  # no download
+    # from_pretrained gives back `model`: nothing is downloaded
+    stubs: dict[str, Any] = {name: types.SimpleNamespace(from_pretrained=fresh) for name in _P2_STUB_NAMES}
     stubs.update(model=model, load_model=fresh, fit=skipped, train_epoch=skipped, evaluate=skipped,
                  device=torch.device("cpu"))
     namespace = {**student, "params_info": {}, "histories": {}, **stubs}
@@ -265,11 +272,11 @@ def p2_run_cell(source: str, model: nn.Module, student: dict, describe=_p2_descr
 
 # Entry points: called only in the measurement process, where `_autograder` exists.
 
-def _p2_prepare(args) -> None:
+def _p2_prepare(args: dict) -> None:
     p2_defaults(_autograder.namespace, args.get("constants", {}), "cpu")
 
 
-def _p2_lora_functions(args) -> tuple:
+def _p2_lora_functions(args: dict) -> tuple[Any, Any]:
     _p2_prepare(args)
     Config, get_lora_model = _autograder.load("MyLoraConfig"), _autograder.load("get_lora_model")
     # get_lora_model finds MyLoraLayer among its globals; a definition cell that failed must not hide it.
@@ -283,27 +290,27 @@ def _p2_layer(args):
     return _autograder.load("MyLoraLayer")
 
 
-def probe_layer_init(args):
+def probe_layer_init(args: dict) -> dict:
     return measure_layer_init(_p2_layer(args), args)
 
 
-def probe_scaling(args):
+def probe_scaling(args: dict) -> dict:
     return measure_scaling(_p2_layer(args), args, describe=_autograder.describe)
 
 
-def probe_dropout(args):
+def probe_dropout(args: dict) -> dict:
     return measure_dropout(_p2_layer(args), args)
 
 
-def probe_model(args):
+def probe_model(args: dict) -> dict:
     return measure_model(*_p2_lora_functions(args), args, describe=_autograder.describe)
 
 
-def probe_step(args):
+def probe_step(args: dict) -> dict:
     return measure_step(*_p2_lora_functions(args), args)
 
 
-def probe_last_layer(args):
+def probe_last_layer(args: dict) -> dict:
     if args["source"] is None:
         raise _autograder.Missing("no last-layer cell was found: the top-level cell that sets `requires_grad` "
                                   "so that only `model.classifier` trains")
