@@ -43,6 +43,10 @@ def grade(submission: Path, results_path: Path, assignment_name: str | None = No
         assignment = load_assignment(assignment_name) if assignment_name else detect_assignment(notebook)[0]
         if limits is not None:
             assignment = dataclasses.replace(assignment, limits=limits)
+        wrong = _other_assignment(notebook, assignment)
+        if wrong and not any(n in notebook.definitions for n in assignment.graded_names):
+            # Another assignment's notebook, none of this one's names: running it (Part 2 trains BERT) buys nothing
+            raise SubmissionError(wrong[0], f"graded as {assignment.name}, defines none of its names")
         log(f"grading {notebook.path} as {assignment.name}")
         results = grade_notebook(notebook, assignment, notes, started, keep_warm, config)
     except SubmissionError as error:
