@@ -8,7 +8,8 @@ The variables, unchanged for TAs and Gradescope:
   $AUTOGRADER_SECRET_<NAME>  one assignment's secret (AUTOGRADER_SECRET_HW4_PART1 for hw4_part1)
   $AUTOGRADER_SECRET         every assignment's secret when it has none of its own (a fallback)
   $AUTOGRADER_RUBRIC         another rubric file to grade with (the batch's --zip extracts one)
-  $AUTOGRADER_DISABLE        sandbox layers switched off, comma-separated: bwrap, cgroups, zygote
+  $AUTOGRADER_DISABLE        sandbox layers switched off, comma-separated: bwrap, cgroups, zygote, landlock (the
+                             fallback then keeps torch.optim's files from the measurement by file permissions)
   $AUTOGRADER_SANDBOX_USER   the base name of the sandbox's slot users (setup.sh creates it)
   $AUTOGRADER_HOME           Gradescope's tree (/autograder); a fake one in tests
 """
@@ -43,7 +44,8 @@ class GraderConfig:
     secrets: Mapping[str, str] = field(default_factory=dict)  # assignment name -> its secret ($AUTOGRADER_SECRET_<NAME>)
     shared_secret: str = ""  # every assignment's secret after its own ($AUTOGRADER_SECRET); "": none
     rubric: Path | None = None  # the rubric file to grade with ($AUTOGRADER_RUBRIC); None: the assignment's own
-    disabled: frozenset[str] = frozenset()  # sandbox layers switched off ($AUTOGRADER_DISABLE): bwrap, cgroups, zygote
+    disabled: frozenset[str] = frozenset()  # sandbox layers switched off ($AUTOGRADER_DISABLE): bwrap, cgroups, zygote,
+    # landlock
     sandbox_user: str = DEFAULT_SANDBOX_USER  # base name of the sandbox's slot users ($AUTOGRADER_SANDBOX_USER)
     home: Path = Path("/autograder")  # Gradescope's tree, for run_autograder without arguments ($AUTOGRADER_HOME)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from autograder import protocol
 from autograder.config import GraderConfig
 from autograder.stafftext import quote
-from autograder.supervisor import host, processes, runusers
+from autograder.supervisor import filepolicy, host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
 from autograder.supervisor.memory import MemoryReport, MemoryWatch
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
@@ -110,14 +110,17 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
         scratch = Path(tempfile.mkdtemp(prefix="autograder-run-"))
         if user:
             os.chown(scratch, user.pw_uid, user.pw_gid)
+    request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
+               "output_limit": limits.output_kb_per_cell * 1000}
+    switched_off = {*request["measure"].get("switched_off", []), *({"landlock"} & config.disabled)}
+    request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5,
+                          "calls": [_budgeted(call, limits) for call in request["measure"]["calls"]],
+                          "switched_off": sorted(switched_off)}
     plan = _plan(limits, zygote.mode, scratch, groups, user)
+    plan.update(filepolicy.plan(zygote.mode, user is not None, request["measure"], config.disabled, run.notes))
     env = _scrubbed_env(plan["scratch"])
     log = tempfile.TemporaryFile()
     pipes = {name: os.pipe() for name in ("request", "report", "measurements")}
-    request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
-               "output_limit": limits.output_kb_per_cell * 1000}
-    request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5,
-                          "calls": [_budgeted(call, limits) for call in request["measure"]["calls"]]}
     replies: dict[str, list[bytes]] = {"report": [], "measurements": []}
     try:
         worker = zygote.spawn([pipes["request"][0], pipes["report"][1], pipes["measurements"][1], log.fileno()],

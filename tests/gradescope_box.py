@@ -10,7 +10,8 @@ What a grading sees inside, as on Gradescope (a Docker container with the defaul
   Docker's cgroup namespace shows it;
 - the image's files (the environment, the standard library, the kit) out of the page cache at the start;
 - a fresh overlay of the kit per submission (in a private mount namespace, set up before the filter), so what
-  one grading writes or chmods never reaches the next; a /run of its own (the sandbox's slot locks live there).
+  one grading writes or chmods never reaches the next (and of any other folder of the image named in `fresh`);
+  a /run of its own (the sandbox's slot locks live there).
 
 Library: `Box().run(argv)` -> BoxRun (returncode, output, peak memory, CPU seconds, wall seconds, OOM kills).
 CLI: `python tests/gradescope_box.py [--memory-mb 768] [--cpus 0.5] -- python -m autograder --submission ...`
@@ -83,8 +84,11 @@ class Box:
     """One container per `run`: fresh cgroups, a cold page cache and a fresh overlay of `kit` each time."""
 
     def __init__(self, memory_mb: int = 768, cpus: float = 0.5, kit: Path = ROOT, evict: bool = True,
-                 image_paths: tuple[Path, ...] | None = None, switched_off: tuple[str, ...] = ()):
-        """`switched_off` (the box's own tests only: a control shows that a mechanism is what stops an attack):
+                 image_paths: tuple[Path, ...] | None = None, fresh: tuple[Path, ...] = (),
+                 switched_off: tuple[str, ...] = ()):
+        """`fresh`: more of the image's folders to give a fresh overlay per run, as the kit has (a grading that
+        changes the environment's files, the fallback's file permissions, changes a copy, as in a container).
+        `switched_off` (the box's own tests only: a control shows that a mechanism is what stops an attack):
         any of SWITCHES, left out of the container."""
         if os.geteuid() != 0:
             raise PermissionError("the Gradescope box needs root (cgroups, mounts)")
@@ -95,6 +99,7 @@ class Box:
         self.switched_off = tuple(switched_off)
         self.memory_mb, self.cpus, self.kit, self.evict = memory_mb, cpus, Path(kit).resolve(), evict
         self.image_paths = image_paths if image_paths is not None else image_files_roots(self.kit)
+        self.fresh = tuple(Path(path).resolve() for path in fresh)
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 1200,
             cwd: Path | None = None) -> BoxRun:
@@ -105,7 +110,9 @@ class Box:
             evicted = sum(evict_page_cache(p) for p in self.image_paths) if self.evict else 0
             spec = {"cgroups": {k: str(v) for k, v in groups.items()}, "kit": str(self.kit),
                     "upper": str(scratch / "upper"), "work": str(scratch / "work"),
-                    "switched_off": list(self.switched_off)}
+                    "switched_off": list(self.switched_off),
+                    "fresh": [{"lower": str(path), "upper": str(scratch / f"fresh{i}" / "upper"),
+                               "work": str(scratch / f"fresh{i}" / "work")} for i, path in enumerate(self.fresh)]}
             command = [sys.executable, str(ENTER), json.dumps(spec), "--", *argv]
             stop, peak_anonymous = threading.Event(), [0.0]
             sampler = threading.Thread(target=_sample_anonymous, args=(groups["memory"], stop, peak_anonymous),

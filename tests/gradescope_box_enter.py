@@ -1,7 +1,8 @@
 """The Gradescope box's entry stage (see gradescope_box.py): run as root inside the box's cgroups, it builds the
-container's mount view (a private mount namespace, the kit's overlay, a /run of its own, the cgroup mounts
-read-only with the box's own cgroups at their roots), drops to Docker's capability bounding set, installs the
-Docker-like seccomp filter and execs the command. Usage: python gradescope_box_enter.py SPEC_JSON -- argv...
+container's mount view (a private mount namespace, the kit's overlay and any other fresh folder's, a /run of its
+own, the cgroup mounts read-only with the box's own cgroups at their roots), drops to Docker's capability bounding
+set, installs the Docker-like seccomp filter and execs the command.
+Usage: python gradescope_box_enter.py SPEC_JSON -- argv...
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def enter(spec: dict, argv: list[str]) -> None:
         os.makedirs(folder, exist_ok=True)
     if "overlay" not in off:
         _mount(libc, "overlay", kit, "overlay", 0, f"lowerdir={kit},upperdir={spec['upper']},workdir={spec['work']}")
+    for fresh in spec.get("fresh", []):  # more of the image, fresh per run as a container's is
+        for folder in (fresh["upper"], fresh["work"]):
+            os.makedirs(folder, exist_ok=True)
+        _mount(libc, "overlay", fresh["lower"], "overlay", 0,
+               f"lowerdir={fresh['lower']},upperdir={fresh['upper']},workdir={fresh['work']}")
     _mount(libc, "tmpfs", "/run", "tmpfs", 0, "mode=755")  # the container's own /run (the graders' slot locks)
     cgroup_mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
                      if line.split()[2] in ("cgroup", "cgroup2")]

@@ -54,7 +54,8 @@ def test_each_boundary_attack_earns_its_honest_score_in_both_sandboxes(graded, n
     assert must <= failed <= may, (failed, results["output"])
     log = _staff_log(results)
     layers = re.search(r"measurement policy layers: (.*)", log).group(1)
-    assert "seccomp (measurement)" in layers and "landlock" in layers and "guard (torch.optim)" in layers, layers
+    assert "seccomp (measurement)" in layers and "file policy: Landlock ABI" in layers, layers
+    assert "guard (torch.optim)" in layers, layers
     grader_lines = log.splitlines()  # the run's own lines are quoted: they start with the quote mark
     assert any(line.startswith("FALLBACK SANDBOX") for line in grader_lines) == (mode == "fallback")
 

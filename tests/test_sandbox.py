@@ -135,7 +135,7 @@ def unsandboxed(entry: str, args: dict, probes: str = PROBES):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-ALL_LAYERS = ("guard", "files", "syscalls")  # the measurement process's own layers (request field switched_off)
+ALL_LAYERS = ("guard", "landlock", "view", "permissions", "syscalls")  # the measurement process's own layers (switched_off)
 
 
 @pytest.fixture(params=["namespaces", "fallback"])

@@ -1,4 +1,15 @@
-"""The measurement's file policy, enforced by the kernel (Landlock, through the `landlock` package).
+"""The measurement's file policy, enforced by the kernel: Landlock, and what the sandbox set up before this process.
+
+Three routes keep the forbidden packages' folders (torch/optim: sources and caches) from the measurement process,
+each by any path (absolute, relative to a descriptor, `..`, /proc/self/fd, a link):
+  - Landlock (`install`, through the `landlock` package), which this process applies to itself, where the kernel
+    has it;
+  - in the fallback, file permissions: the grader made the folders readable by their owner and one group only,
+    and this process runs as a fresh user without that group (supervisor/filepolicy.py, confine.py);
+  - in the full sandbox, a read-only view: an empty mode-0 tmpfs over each folder in this process's own mount
+    namespace (isolate.hide).
+The last two are set up before this process runs; `permissions_layer` and `view_layer` check that they are in
+force here (the kernel's own answer, not the plan's word) and name them for the reply's "layers".
 
 Landlock grants, it cannot deny: a rule on a folder opens everything beneath it. So to hide some folders (the
 forbidden package's sources and caches: torch/optim) while leaving the rest of the system readable, the ruleset
@@ -14,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["read_grants", "install"]
+__all__ = ["read_grants", "install", "permissions_layer", "view_layer"]
 
 
 def read_grants(hidden: list[str], root: str = "/") -> list[tuple[str, bool]]:
@@ -79,4 +90,35 @@ def install(hidden: list[str]) -> str:
     ctypes.set_errno(0)
     ruleset.apply()
     os.close(ruleset._fd)  # the ruleset is in force; its descriptor must not reach the children
-    return f"landlock (ABI {abi})"
+    return f"file policy: Landlock ABI {abi}"
+
+
+def permissions_layer(hidden: list[str]) -> tuple[str, str]:
+    """("file policy: permissions (group NAME)", "") when the kernel's permission checks alone keep every folder in
+    `hidden` from this process (it may neither list nor enter them) and it cannot change that (it owns none of
+    them); else ("", why not)."""
+    import grp
+    names = set()
+    for folder in hidden:
+        info = os.stat(folder)
+        if info.st_uid == os.geteuid():
+            return "", f"{folder} belongs to this process's user"
+        if os.access(folder, os.R_OK) or os.access(folder, os.X_OK):
+            return "", f"{folder} is readable by this process"
+        try:
+            names.add(grp.getgrgid(info.st_gid).gr_name)
+        except KeyError:
+            names.add(f"gid {info.st_gid}")
+    return f"file policy: permissions (group {', '.join(sorted(names))})", ""
+
+
+def view_layer(hidden: list[str]) -> tuple[str, str]:
+    """("file policy: read-only view", "") when every folder in `hidden` is covered here by an empty read-only
+    mount of mode 0; else ("", why not)."""
+    for folder in hidden:
+        info, above = os.stat(folder), os.stat(os.path.dirname(folder))
+        if info.st_dev == above.st_dev:
+            return "", f"{folder} is not covered in this process's view"
+        if not os.statvfs(folder).f_flag & os.ST_RDONLY or info.st_mode & 0o7777:
+            return "", f"{folder} is not under a read-only cover of mode 0 here"
+    return "file policy: read-only view", ""

@@ -1,10 +1,10 @@
 """The worker, inside the sandbox: the measurement first, then the notebook run top to bottom (report only).
 
-Started by the zygote in a confined run (zygote.py). Before it reads its request it forks the measurement
-process (measure.py) and two kernel seeds, so that none of them holds anything but imports. The measurement
-process gets its part of the request and writes its reply on its own descriptor, which this process closes at
-once; only when it has exited does the notebook run start, so that nothing the notebook starts can serve or
-disturb the measurement. The run's report (cell by cell: ok, error, timeout, died) goes on the report
+Started by the zygote in a confined run (zygote.py), which forks the measurement process (measure.py, `MeasureSeed`)
+first; before it reads its request this process forks two kernel seeds, so that none of them holds anything but
+imports. The measurement process gets its part of the request and writes its reply on its own descriptor, which this
+process closes at once; only when it has exited does the notebook run start, so that nothing the notebook starts can
+serve or disturb the measurement. The run's report (cell by cell: ok, error, timeout, died) goes on the report
 descriptor. No score rests on it: the notebook's given cells (1c) use torch.optim, legitimately, here.
 
 Request and report: Request and Report in autograder/protocol.py (JSON on the request descriptor, and on the report
@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable
 
 import nbformat
 # Imported here, once: the kernels are forked from this process (debugger: debugpy, a tenth of a second).
@@ -286,9 +287,11 @@ local_provisioner.launch_kernel = _launch
 
 
 class MeasureSeed:
-    """The measurement process, forked first: it holds the measurement descriptor; this process lets go of it."""
+    """The measurement process, forked first, before the run drops its privileges (zygote.py): `confine` then
+    gives it its own, narrower view and user (isolate.hide, confine.become) before anything else. It holds the
+    measurement descriptor; this process lets go of it."""
 
-    def __init__(self, measurements: int):
+    def __init__(self, measurements: int, confine: Callable[[], None]):
         request_read, self.request = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
@@ -301,6 +304,7 @@ class MeasureSeed:
                             os.close(fd)
                         except OSError:
                             pass
+                confine()
                 isolate.not_dumpable()
                 measure.main(request_read, measurements)
                 code = 0
@@ -320,9 +324,9 @@ class MeasureSeed:
         return self.returncode
 
 
-def main(report_fd: int, measurements_fd: int) -> None:
-    """Called in a confined run by the zygote (zygote.py)."""
-    measurement = MeasureSeed(measurements_fd)  # first of all: nothing but imports happened yet
+def main(report_fd: int, measurement: MeasureSeed) -> None:
+    """Called in a confined run by the zygote (zygote.py), which has forked the measurement process first of all
+    (nothing but imports had happened yet)."""
     KernelSeed.pending = [KernelSeed(), KernelSeed()]
     request = json.load(sys.stdin)
     try:

@@ -5,7 +5,9 @@ bubblewrap's sandbox (the usual case, root or not), or "fallback" outside any na
 them (it then runs as the grader's user and confines each run with confine.py). It imports only public modules and
 this folder's files, never the grader, the reference or the hidden cases, so a run holds nothing a student may not
 see. Each run is a child that closes every descriptor but its own, enters its own namespaces (isolate.py) or is
-confined (confine.py), and becomes the worker (worker.py).
+confined (confine.py), forks the measurement process while it still may narrow that process's view and user
+further than its own (a read-only cover over the forbidden folders; no group that may read them), then drops its
+own privileges and becomes the worker (worker.py).
 
 Messages are JSON on a SOCK_SEQPACKET socket pair; a run's request, report, measurement and log descriptors travel
 with the request. Grader -> zygote: {"env", "plan"} with fds [request, report, measurements, log]. Zygote ->
@@ -54,15 +56,38 @@ def _run(job: dict, fds: list[int], mode: str) -> int:
                 os.close(fd)
             _, status = os.waitpid(child, 0)
             return os.waitstatus_to_exitcode(status)
-        isolate.drop_privileges()
         os.chdir(plan["scratch"])
-        for name, value in plan["rlimits"].items():
-            resource.setrlimit(getattr(resource, name), (value, value))
+        isolate.not_dumpable()  # the whole run: no /proc/PID/root or fd of its processes around the hidden view
+
+        def confine_run() -> None:
+            isolate.drop_privileges()
+            for name, value in plan["rlimits"].items():
+                resource.setrlimit(getattr(resource, name), (value, value))
+
+        def confine_measurement() -> None:
+            _hide(plan.get("hide", []))
+            confine_run()
+
+        measurement = worker.MeasureSeed(measurements, confine_measurement)
+        confine_run()
     else:
         os.chdir(plan["scratch"])
         confine.confine(plan)
-    worker.main(report, measurements)
+        measurement = worker.MeasureSeed(measurements, lambda: confine.become(plan, plan.get("measure_groups", [])))
+        confine.become(plan, plan.get("groups", []))
+        isolate.not_dumpable()  # (changing the user did it too, unless the host's suid_dumpable says otherwise)
+    worker.main(report, measurement)
     return 0
+
+
+def _hide(folders: list[str]) -> None:
+    """The measurement process's read-only view; where the kernel refuses it, the measurement process reports the
+    layer missing (policy.py checks what is in force, it does not take it on trust)."""
+    if folders:
+        try:
+            isolate.hide(folders)
+        except OSError as error:
+            print(f"the measurement's read-only view was not made: {error}", file=sys.stderr)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from autograder.supervisor.filepolicy import readers_gid
 from autograder.supervisor.host import python_paths
 
 __all__ = ["Zygote", "ZygoteError", "ForkedWorker", "INSIDE", "bwrap_binary", "namespaces_refusal"]
@@ -100,13 +101,17 @@ def _refusal(uid: int | None, disabled: frozenset[str]) -> str:
 
 
 def _as_user(uid: int | None):
+    """bubblewrap's user; with the group that may read the forbidden packages where the fallback has made them
+    readable to it only (supervisor/filepolicy.py): the zygote imports them. The full sandbox's measurement
+    process holds that group too; its read-only view and Landlock are what keep those files from it."""
     if uid is None:
         return None
+    readers = readers_gid()
 
     def become() -> None:
         import pwd
         entry = pwd.getpwuid(uid)
-        os.setgroups([])
+        os.setgroups([] if readers is None else [readers])
         os.setgid(entry.pw_gid)
         os.setuid(uid)
     return become
