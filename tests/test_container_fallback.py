@@ -186,7 +186,7 @@ def failed(results: dict) -> set[str]:
     return {t["number"] for t in results["tests"] if t["status"] == "failed" and t["max_score"] > 0}
 
 
-@pytest.mark.slow
+@pytest.mark.box
 @pytest.mark.parametrize("assignment, solution_total", [("hw4_part1", 40), ("hw4_part2", 10)])
 def test_the_fallback_grades_the_solution_full_and_the_template_zero(tmp_path, assignment, solution_total):
     solution, run = grade_in_box(ROOT / "solution" / "notebooks" / f"{assignment}.ipynb", assignment,
@@ -204,14 +204,14 @@ def test_the_fallback_grades_the_solution_full_and_the_template_zero(tmp_path, a
     assert template["score"] == 0
 
 
-@pytest.mark.slow
+@pytest.mark.box
 def test_the_fallback_takes_points_only_where_the_mistake_is(tmp_path):
     results, _ = grade_in_box(SUBMISSIONS / "hw4_part1" / "adam_no_bias_correction.ipynb", "hw4_part1",
                               tmp_path / "wrong.json")
     assert {"5.3", "5.4", "5.5"} <= failed(results) <= {f"5.{i}" for i in range(1, 7)}
 
 
-@pytest.mark.slow
+@pytest.mark.box
 def test_the_fallback_stops_a_memory_hog_by_its_memory_before_the_container_does(tmp_path):
     results, _ = grade_in_box(SUBMISSIONS / "hw4_part1" / "attack_memory_hog.ipynb", "hw4_part1",
                               tmp_path / "hog.json")

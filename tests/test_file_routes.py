@@ -304,6 +304,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.integration
+@pytest.mark.box
 @ROOT_ONLY
 def test_in_the_fallback_without_landlock_the_permissions_hide_torch_optim_from_the_measurement_only():
     """In the Gradescope box (namespaces refused), Landlock switched off by the grader's config, torch/optim a
@@ -331,7 +332,7 @@ def test_in_the_fallback_without_landlock_the_permissions_hide_torch_optim_from_
 
 
 @pytest.mark.integration
-@pytest.mark.slow
+@pytest.mark.box
 @ROOT_ONLY
 def test_the_box_grades_the_solution_full_with_the_permission_route_as_the_file_policy(tmp_path):
     from gradescope_box import Box
