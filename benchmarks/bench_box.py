@@ -65,6 +65,7 @@ def slow_gd_notebook(folder: Path) -> Path:
 
 
 def grade(notebook: Path, assignment: str, out: Path) -> dict:
+    """One grading in a fresh box: the summary figures, the results.json dict ("results") and the box's stderr."""
     env = {**os.environ, "AUTOGRADER_SECRET": os.environ.get("AUTOGRADER_SECRET", "bench box")}
     env.pop("AUTOGRADER_DISABLE", None)
     load = os.getloadavg()[0]
@@ -74,7 +75,8 @@ def grade(notebook: Path, assignment: str, out: Path) -> dict:
     return {"score": results["score"], "review": len(results["extra_data"].get("needs_review", [])),
             "failed": [t.get("number") for t in results["tests"] if t["status"] == "failed" and t["max_score"]],
             "peak": run.peak_mb, "anon": run.peak_anonymous_mb, "cpu": run.cpu_seconds, "wall": run.wall_seconds,
-            "oom": run.oom_kills, "load": round(load, 1), "exit": run.returncode}
+            "oom": run.oom_kills, "load": round(load, 1), "exit": run.returncode, "results": results,
+            "stderr": run.stderr}
 
 
 def grade_plain(notebook: Path, assignment: str, out: Path) -> dict:
