@@ -254,6 +254,10 @@ def _event_lines(events: list[protocol.Event], notebook: Notebook) -> list[str]:
         if event["kind"] == protocol.DEFINITION_STOPPED and event["cell"] in labels:
             lines.append(f"A statement in {event['cell']} stopped the grading process (`os._exit`, say); "
                          "it was left out of the checks.")
+        elif event["kind"] == protocol.DEFINITION_SLOW and event["cell"] in labels:
+            lines.append(f"The top-level statements of {event['cell']} took more than 30 s of computing (a "
+                         "training run, say); they were left out of the checks, which measure your functions and "
+                         "classes on their own.")
     return lines
 
 

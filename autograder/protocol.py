@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from autograder.inside.protocol import (DEFINITION_STOPPED, KINDS, MEASUREMENT_EXITED, MEASUREMENT_FAILED,
+from autograder.inside.protocol import (DEFINITION_SLOW, DEFINITION_STOPPED, KINDS, MEASUREMENT_EXITED, MEASUREMENT_FAILED,
                                         NOTEBOOK_RUN_STOPPED, STOP_REASONS, event, is_event)
 
 __all__ = ["Cell", "MeasuredCell", "Definition", "CallJSON", "Policy", "MeasureRequest", "Request", "ProbeResult",
            "Measurements", "CellReport", "Report", "Reply", "Event", "KINDS", "STOP_REASONS", "MEASUREMENT_FAILED",
-           "DEFINITION_STOPPED", "MEASUREMENT_EXITED", "NOTEBOOK_RUN_STOPPED", "event", "is_event", "events_of"]
+           "DEFINITION_STOPPED", "DEFINITION_SLOW", "MEASUREMENT_EXITED", "NOTEBOOK_RUN_STOPPED", "event", "is_event",
+           "events_of"]
 
 
 class Cell(TypedDict):

@@ -69,6 +69,12 @@ def test_a_definition_that_stopped_its_process_names_the_notebooks_own_cell():
     assert STOPPED_SENTENCE not in summary([protocol.event(protocol.DEFINITION_STOPPED, "**full marks**")])
 
 
+def test_a_top_level_run_left_out_for_its_cpu_is_told_by_its_cell():
+    event = protocol.event(protocol.DEFINITION_SLOW, LABEL)
+    assert f"The top-level statements of {LABEL} took more than 30 s of computing" in summary([event])
+    assert "took more than" not in summary([protocol.event(protocol.DEFINITION_SLOW, "**full marks**")])
+
+
 def test_the_measurement_processes_own_failures_are_for_the_staff_only():
     events = [protocol.event(protocol.MEASUREMENT_FAILED, "KeyError('calls')"),
               protocol.event(protocol.MEASUREMENT_EXITED, 3)]

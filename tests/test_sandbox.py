@@ -273,6 +273,29 @@ def test_the_calls_time_limit_is_what_stops_a_long_computation():
     assert value(run, "long") == "finished"
 
 
+def _with_a_top_level_run(seconds: float, cells_cpu_seconds: float):
+    cells = [{"label": "Cell [1]", "kind": "context", "source": f"import time\nend = time.process_time() + {seconds}\n"
+              "while time.process_time() < end:\n    pass\n"},
+             {"label": "Cell [2]", "kind": "definition", "source": "def answer(args):\n    return 42\n"}]
+    probes = "def call(args):\n    return _autograder.namespace['answer'](args)\n"
+    request = {"cells": [], "measure": {"cells": cells, "definitions": {}, "sources": {}, "kind": "optimizers",
+                                        "probes": probes, "policy": POLICY,
+                                        "cells_cpu_seconds": cells_cpu_seconds,
+                                        "calls": [{"name": n, "entry": "call", "args": {}, "timeout": 60, "seed": 0}
+                                                  for n in ("first", "second")]}}
+    return run_worker(request, LIMITS, [ROOT / "solution"], ("torch",), from_environment())
+
+
+def test_a_top_level_statement_past_the_cells_cpu_is_left_out_and_not_rerun_for_every_check():
+    run = _with_a_top_level_run(seconds=1000, cells_cpu_seconds=2)  # a training run at top level, say
+    assert value(run, "first") == value(run, "second") == 42
+    assert {"kind": "definition_slow", "cell": "Cell [1]"} in run.reply["events"]
+    assert all(run.reply["probes"][n]["cpu_seconds"] < 2 for n in ("first", "second"))  # not run again per check
+    control = _with_a_top_level_run(seconds=1, cells_cpu_seconds=30)  # within the CPU: kept, run in every check
+    assert value(control, "first") == 42 and not any(e["kind"] == "definition_slow" for e in control.reply["events"])
+    assert control.reply["probes"]["first"]["cpu_seconds"] >= 0.9
+
+
 def test_two_runs_at_once_cannot_see_or_signal_each_other():
     kill_all = "import os, signal\nfor p in os.listdir('/proc'):\n    if p.isdigit() and int(p) != os.getpid():\n" \
                "        try: os.kill(int(p), signal.SIGKILL)\n        except Exception: pass\n"

@@ -37,6 +37,10 @@ RESULT_LIMIT = 8_000_000
 CPU_GRACE = 5  # seconds between the soft CPU limit (SIGXCPU) and the hard one (SIGKILL)
 WAITING_SHARE = 0.02  # a child past its wall backstop that used less CPU than this share of it was waiting
 FRAME = b"\x00autograder-frame:"
+# The CPU the imports, definitions and context statements may use, all together, in one check of the cells: a few
+# seconds for any notebook in the course's shape; a slow top-level statement (a student's own training run) past
+# it is left out, so that it is not re-run for every measurement. CPU, not wall time: a busy machine changes nothing.
+CELLS_CPU_SECONDS = 30
 CONFINE_FAILED = 71  # a child's exit status when its system-call filter could not be installed (the grader's fault)
 
 
@@ -72,16 +76,22 @@ def main(request_fd: int, reply_fd: int) -> None:
 
 
 def _surviving_cells(request: dict, reply: dict, deadline: float) -> list[dict]:
-    """The definition cells minus any that kills its process (os._exit in a class body, say)."""
+    """The definition cells minus any that kills its process (os._exit in a class body, say) or is running when
+    they have used up their CPU together (a training run at top level)."""
     cells = list(request["cells"])
+    budget = request.get("cells_cpu_seconds", CELLS_CPU_SECONDS)  # the grader's own tests set a shorter one
     for _ in range(len(cells) + 1):
-        outcome = _in_child(lambda write: _check_cells(cells, request, write), max(1.0, deadline - time.monotonic()))
+        outcome = _in_child(lambda write: _check_cells(cells, request, write), max(1.0, deadline - time.monotonic()),
+                            budget)
         done = _progress(outcome["output"], len(cells))
         if len(done) == len(cells):
             reply["definition_errors"] = [[cells[i]["label"], text] for i, text in enumerate(done) if text]
             return cells
-        fatal = cells.pop(len(done))
-        reply["events"].append(protocol.event(protocol.DEFINITION_STOPPED, fatal["label"]))
+        culprit = cells.pop(len(done))
+        if outcome["stopped"] == "cpu":
+            reply["events"].append(protocol.event(protocol.DEFINITION_SLOW, culprit["label"]))
+        else:
+            reply["events"].append(protocol.event(protocol.DEFINITION_STOPPED, culprit["label"]))
     return cells
 
 

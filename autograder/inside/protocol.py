@@ -9,11 +9,12 @@ decides what to tell the student by the kind and the fields' values, never by re
 
 MEASUREMENT_FAILED = "measurement_failed"  # {"error": repr of the exception}: a bug in measure.py (staff only)
 DEFINITION_STOPPED = "definition_stopped"  # {"cell": label}: that definition cell killed its process; left out
+DEFINITION_SLOW = "definition_slow"  # {"cell": label}: that cell's statements used up the CPU allowed; left out
 MEASUREMENT_EXITED = "measurement_exited"  # {"status": int}: the measurement process's nonzero exit (staff only)
 NOTEBOOK_RUN_STOPPED = "notebook_run_stopped"  # {"why": one of STOP_REASONS}: written by the grader (sandbox.py)
 
-FIELDS = {MEASUREMENT_FAILED: ("error", str), DEFINITION_STOPPED: ("cell", str), MEASUREMENT_EXITED: ("status", int),
-          NOTEBOOK_RUN_STOPPED: ("why", str)}
+FIELDS = {MEASUREMENT_FAILED: ("error", str), DEFINITION_STOPPED: ("cell", str), DEFINITION_SLOW: ("cell", str),
+          MEASUREMENT_EXITED: ("status", int), NOTEBOOK_RUN_STOPPED: ("why", str)}
 KINDS = frozenset(FIELDS)
 STOP_REASONS = ("memory", "time", "stopped")  # the notebook run ran out of memory, out of time, or stopped
 
