@@ -26,7 +26,7 @@ class KernelSeed:
 
     pending: "list[KernelSeed]" = []  # forked at the worker's start: the first kernel, and one replacement
 
-    def __init__(self):
+    def __init__(self) -> None:
         trigger_read, self.trigger = os.pipe()
         ready_read, ready_write = os.pipe()
         self.pid = os.fork()
@@ -42,7 +42,7 @@ class KernelSeed:
         os.close(ready_write)
         os.read(ready_read, 1)  # EOF once the seed has its session
         os.close(ready_read)
-        self.returncode = None
+        self.returncode: int | None = None
         self.stdin = self.stdout = self.stderr = None
 
     @staticmethod
@@ -91,12 +91,12 @@ class KernelSeed:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
+        started = time.monotonic()
+        while (code := self.poll()) is None:
+            if timeout is not None and time.monotonic() - started > timeout:
                 raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
             time.sleep(0.01)
-        return self.returncode
+        return code
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
@@ -121,4 +121,4 @@ def _launch(cmd: list[str], **kwargs):
     return _launch_kernel(cmd, **kwargs)
 
 
-local_provisioner.launch_kernel = _launch
+local_provisioner.launch_kernel = _launch  # type: ignore[assignment]  # a KernelSeed stands in for its Popen

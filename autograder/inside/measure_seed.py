@@ -37,7 +37,7 @@ class MeasureSeed:
                 os._exit(code)
         os.close(request_read)
         os.close(measurements)
-        self.returncode = None
+        self.returncode: int | None = None
 
     def start(self, request: dict) -> None:
         with os.fdopen(self.request, "wb") as stream:

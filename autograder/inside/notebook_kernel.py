@@ -38,9 +38,11 @@ class Kernel:
 
     def __init__(self, scratch: str, output_limit: int):
         self.notebook = nbformat.v4.new_notebook()
+        # Kept here too: the client holds its manager and channels as optional (None until a kernel starts).
+        self.manager = AsyncKernelManager(kernel_name="python3", transport="ipc")  # async: timeouts need a free loop
         self.client = CappedClient(
             self.notebook,
-            km=AsyncKernelManager(kernel_name="python3", transport="ipc"),  # async: timeouts need a free loop
+            km=self.manager,
             resources={"metadata": {"path": scratch}},
             allow_errors=True,
             interrupt_on_timeout=True,  # nbclient's own path: interrupt, then finish the cell as an error
@@ -49,7 +51,7 @@ class Kernel:
         )
         self.client.output_limit = output_limit
         self.client.start_new_kernel(cwd=scratch)
-        self.client.start_new_kernel_client()
+        self.channels = self.client.start_new_kernel_client()
         self.alive = True
 
     def run(self, source: str, timeout: float, output_limit: int | None = None) -> dict:
@@ -67,7 +69,7 @@ class Kernel:
         finally:
             outputs, cell.outputs = cell.outputs, []  # keep only what the reply needs
         seconds = time.monotonic() - started
-        if not self.alive or not self.client.km.has_kernel or not run_sync(self.client.km.is_alive)():
+        if not self.alive or not self.manager.has_kernel or not run_sync(self.manager.is_alive)():
             self.alive = False
             return {"status": "died", "error": "the kernel died (os._exit, a crash, or the memory limit)"}
         if seconds >= limit:
@@ -95,8 +97,8 @@ class Kernel:
 
     def shutdown(self) -> None:
         try:
-            self.client.kc.stop_channels()
-            run_sync(self.client.km.shutdown_kernel)(now=True)
+            self.channels.stop_channels()
+            run_sync(self.manager.shutdown_kernel)(now=True)
         except Exception:  # the sandbox kills whatever is left
             pass
 

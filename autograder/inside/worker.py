@@ -26,14 +26,14 @@ from measure_seed import MeasureSeed
 from notebook_kernel import Kernel
 
 
-def grade(request: dict, measurement: "MeasureSeed") -> dict:
+def grade(request: dict, measurement: MeasureSeed) -> dict:
     deadline = time.monotonic() + request["deadline"]
     scratch = os.getcwd()
     reply: dict = {"cells": [], "events": [], "seconds": {}}
     phase = _Phases(reply["seconds"])
     measurement.start(request["measure"])
-    if measurement.wait() != 0:
-        reply["events"].append(protocol.event(protocol.MEASUREMENT_EXITED, int(measurement.returncode)))
+    if (status := measurement.wait()) != 0:
+        reply["events"].append(protocol.event(protocol.MEASUREMENT_EXITED, status))
     phase("measurement")
     if not request["cells"]:
         return reply

@@ -100,7 +100,8 @@ def main() -> None:
     sock.send(json.dumps({"ready": True}).encode())
     children: dict[int, int] = {}  # pidfd -> pid
     while True:
-        readable, _, _ = select.select([sock, *children], [], [])
+        watched: list[socket.socket | int] = [sock, *children]
+        readable, _, _ = select.select(watched, [], [])
         for pidfd in [fd for fd in readable if fd in children]:
             pid = children.pop(pidfd)
             os.close(pidfd)
