@@ -2,7 +2,7 @@
 
 Computed in a forked child that exits: the memory the reference needs (Part 2 imports transformers and builds
 BERTs) is given back before the student's processes start, so the two never add up in Gradescope's 768 MiB box.
-Each call's CPU time calibrates that call's budget in the sandbox (limits.Limits: cpu_factor, cpu_floor_seconds).
+Each call's CPU time calibrates that call's budget in the sandbox (sandbox.Limits: cpu_factor, cpu_floor_seconds).
 A call whose reference fails is left out; its case recomputes it in the grader and reports the failure.
 If the child cannot answer (it died, or fork is refused), the answers are computed here instead.
 """
