@@ -12,7 +12,7 @@
 #   5. the pinned requirements     6. the sandbox user     7. the reference and hidden cases readable by root only
 #   8. checks: every assignment imports, bwrap runs, the sandbox user can run Python but cannot read the reference
 # Options (environment): AUTOGRADER_PYTHON (python3), AUTOGRADER_TORCH_WHEEL, AUTOGRADER_TORCH_INDEX (default
-# https://download.pytorch.org/whl/cpu), AUTOGRADER_SANDBOX_USER (ag-sandbox, as autograder/sandbox.py).
+# https://download.pytorch.org/whl/cpu), AUTOGRADER_SANDBOX_USER (ag-sandbox, as autograder/config.py).
 set -Eeuo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" 2>/dev/null && pwd || true)"

@@ -18,9 +18,9 @@ from typing import Any, Callable, Protocol
 
 from autograder.config import GraderConfig, secret_variable
 from autograder.errors import InputError
+from autograder.limits import Limits
 from autograder.notebook import Notebook
 from autograder.rubric import Row, load_rubric
-from autograder.sandbox import Limits
 
 __all__ = ["Assignment", "MeasurementPolicy", "Call", "Seeds", "ProbeHelpers", "load_assignment", "assignment_names",
            "detect_assignment", "secret_variable", "dev_secret_warning"]
@@ -105,7 +105,7 @@ class Assignment:
     run_all_cells: bool = True  # False: run only imports and definitions (no downloads, no training)
     limits: Limits = field(default_factory=Limits)
     reference_paths: tuple[str, ...] = ("solution",)  # relative to the repo root; hidden from the sandbox
-    # Public modules the warm start imports once for every worker and kernel (sandbox.warm_start).
+    # Public modules the warm start imports once for every worker and kernel (supervisor/zygotes.warm_start).
     preload: tuple[str, ...] = ()
     # What the measurement process forbids is described to students as "while your {measured} are measured".
     measured: str = "definitions"

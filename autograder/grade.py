@@ -13,10 +13,12 @@ from autograder.answers import LazyReference, reference_answers
 from autograder.config import GraderConfig
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
+from autograder.limits import Limits
 from autograder.notebook import Notebook, find_notebooks, load_notebook
 from autograder.plugin import Submission, run_cases
 from autograder.results import build_results, failure_results, write_results
-from autograder.sandbox import Limits, close_warm_starts, run_worker, warm_start
+from autograder.sandbox import run_worker
+from autograder.supervisor.zygotes import close_warm_starts, warm_start
 
 __all__ = ["grade", "build_request", "measure"]
 

@@ -1,9 +1,9 @@
 """What crosses between the grader and the sandbox, in one place: plain JSON both ways, nothing unpickled.
 
-The grader (grade.build_request, then sandbox.run_worker, which adds the limits) writes a Request on the run's
-request descriptor. Inside (autograder/inside/, which cannot import this file and mirrors these shapes), the worker
-hands the measurement process its MeasureRequest; that process answers Measurements on a descriptor only it holds,
-and the worker answers a Report of the notebook run on another. sandbox._parse merges the two into the Reply that
+The grader (grade.build_request, then sandbox.run_worker, which adds the limits) writes a Request on the run's request
+descriptor. Inside (autograder/inside/, which cannot import this file and mirrors these shapes), the worker hands the
+measurement process its MeasureRequest; that process answers Measurements on a descriptor only it holds, and the worker
+answers a Report of the notebook run on another. supervisor/replies.parse_replies merges the two into the Reply that
 grade.py and the cases read. Events are the kinds of autograder/inside/protocol.py, shared by both sides.
 """
 
@@ -42,10 +42,10 @@ class CallJSON(TypedDict, total=False):
     name: str  # its result's key in Measurements.probes
     entry: str  # the probe function called
     args: dict  # its keyword arguments, plain JSON
-    timeout: float  # wall-clock seconds: a backstop (sandbox._budgeted sets it from the CPU budget)
+    timeout: float  # wall-clock seconds: a backstop (limits.budgeted sets it from the CPU budget)
     seed: int  # Python's, numpy's and torch's generators are seeded with it before the definitions run
     reference_cpu_seconds: float | None  # the reference's own CPU time for the same call; None: not calibrated
-    cpu_seconds: float  # the call's CPU budget (RLIMIT_CPU), set by sandbox._budgeted
+    cpu_seconds: float  # the call's CPU budget (RLIMIT_CPU), set by limits.budgeted
     wall_is_limit: bool  # uncalibrated: the wall clock is the limit
 
 
@@ -82,9 +82,9 @@ class ProbeResult(TypedDict, total=False):
     value: object  # the probe's answer, plain JSON (runtime.encode)
     error: str  # for the student: why there is no value
     cpu_seconds: float
-    stopped: str  # "time", "cpu", "waited", "memory" (sandbox._whose_fault), or the box's "killed" / "wall"
+    stopped: str  # "time", "cpu", "waited", "memory" (supervisor/replies._whose_fault), or the box's "killed" / "wall"
     needs_review: str  # "box" or "grader": not the student's fault; staff review it
-    pids: list[int]  # the children stopped from outside, for sandbox._whose_fault
+    pids: list[int]  # the children stopped from outside, for supervisor/replies._whose_fault
 
 
 class Event(TypedDict, total=False):

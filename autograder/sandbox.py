@@ -11,63 +11,30 @@ its scratch folder) is removed. What each layer did, or why it could not, is in 
 
 from __future__ import annotations
 
-import atexit
-import fcntl
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import cast
 from pathlib import Path
 
-from autograder import protocol
 from autograder.config import GraderConfig
+from autograder.limits import Limits, budgeted
 from autograder.stafftext import quote
 from autograder.supervisor import filepolicy, host, processes, runusers
 from autograder.supervisor.cgroups import Cgroups
-from autograder.supervisor.memory import MemoryReport, MemoryWatch
+from autograder.supervisor.memory import MemoryWatch
+from autograder.supervisor.replies import WorkerRun, parse_replies, read_capped
+from autograder.supervisor.runplan import run_plan, scrubbed_env
+from autograder.supervisor.slots import claim_user
 from autograder.supervisor.warmstart import INSIDE, Zygote, ZygoteError
+from autograder.supervisor.zygotes import warm_start
 
-__all__ = ["Limits", "WorkerRun", "run_worker", "warm_start", "close_warm_starts"]
+__all__ = ["run_worker"]
 
 ROOT = Path(__file__).resolve().parent.parent
-REPLY_LIMIT = 32_000_000
 WARM_START_SECONDS = 120
-SLOTS = 8  # concurrent runs on one machine, each with a user of its own
-
-
-@dataclass(frozen=True)
-class Limits:
-    wall_seconds: int = 540  # whole run; Gradescope's default box allows 600 s per submission
-    cell_timeout: int = 120  # one notebook cell or one measurement call
-    memory_mb: int = 1200  # what the run's processes hold of their own (not the pages shared with the zygote)
-    # A measurement call's CPU-time budget: max(cpu_floor_seconds, cpu_factor x the reference's CPU time for the
-    # same call, measured by the grader). CPU time does not depend on how busy the machine is; the wall-clock
-    # limit (cell_timeout, the run's deadlines) is only a backstop, wide enough for a half-core box.
-    cpu_floor_seconds: int = 60
-    cpu_factor: float = 50.0
-    max_processes: int = 128  # threads count too
-    max_file_mb: int = 64  # largest file the student's code may write
-    output_kb_per_cell: int = 1000  # printed output kept per cell
-    scratch_mb: int = 128  # the run's scratch folder (a tmpfs in the full sandbox)
-
-
-@dataclass
-class WorkerRun:
-    reply: protocol.Reply | None
-    returncode: int | None = None
-    timed_out: bool = False
-    memory_exceeded: bool = False
-    peak_memory_mb: float | None = None
-    memory: MemoryReport | None = None  # how memory was measured, what was stopped and by whom
-    wall_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    problem: str = ""  # why there is no reply, for the student
-    mode: str = ""  # "namespaces" or "fallback"
 
 
 def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tuple[str, ...] | None = None,
@@ -76,7 +43,7 @@ def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tu
     `config`: the sandbox user's name and the layers switched off (GraderConfig(): none)."""
     config = config or GraderConfig()
     started, notes = time.monotonic(), list[str]()
-    user, slot_lock = _claim_user(notes, config.sandbox_user)
+    user, slot_lock = claim_user(notes, config.sandbox_user)
     try:
         return _run(request, limits, protected, preload or (), user, notes, started, config)
     finally:
@@ -114,11 +81,11 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
                "output_limit": limits.output_kb_per_cell * 1000}
     switched_off = {*request["measure"].get("switched_off", []), *({"landlock"} & config.disabled)}
     request["measure"] = {**request["measure"], "deadline": limits.wall_seconds * 0.5,
-                          "calls": [_budgeted(call, limits) for call in request["measure"]["calls"]],
+                          "calls": [budgeted(call, limits) for call in request["measure"]["calls"]],
                           "switched_off": sorted(switched_off)}
-    plan = _plan(limits, zygote.mode, scratch, groups, user)
+    plan = run_plan(limits, zygote.mode, scratch, groups, user)
     plan.update(filepolicy.plan(zygote.mode, user is not None, request["measure"], config.disabled, run.notes))
-    env = _scrubbed_env(plan["scratch"])
+    env = scrubbed_env(plan["scratch"])
     log = tempfile.TemporaryFile()
     pipes = {name: os.pipe() for name in ("request", "report", "measurements")}
     replies: dict[str, list[bytes]] = {"report": [], "measurements": []}
@@ -135,7 +102,7 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
         os.close(pipes[name][0])
     for name in ("report", "measurements"):
         os.close(pipes[name][1])
-    readers = [threading.Thread(target=_read_capped, args=(pipes[n][0], replies[n]), daemon=True) for n in replies]
+    readers = [threading.Thread(target=read_capped, args=(pipes[n][0], replies[n]), daemon=True) for n in replies]
     for reader in readers:
         reader.start()
     find = _finder(zygote, user)
@@ -178,19 +145,8 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
                          + quote(log.read().decode(errors="replace")))
         log.close()
     run.wall_seconds = time.monotonic() - started
-    run.reply, run.problem = _parse(replies, run)
+    run.reply, run.problem = parse_replies(replies, run)
     return run
-
-
-def _budgeted(call: dict, limits: Limits) -> dict:
-    """The call's CPU budget (calibrated by the reference's own CPU time where the grader measured it) and its
-    wall-clock backstop, then twice the budget: room for a CPU-bound child on half a core on a busy machine."""
-    reference, timeout = call.get("reference_cpu_seconds"), call.get("timeout", 60)
-    if reference is None:  # no calibration (tests, the GPU harness): the call's own wall limit bounds its CPU too
-        return {**call, "cpu_seconds": max(limits.cpu_floor_seconds, timeout), "timeout": timeout,
-                "wall_is_limit": True}
-    budget = round(max(limits.cpu_floor_seconds, limits.cpu_factor * reference), 1)
-    return {**call, "cpu_seconds": budget, "timeout": max(timeout, 2 * budget)}
 
 
 def _forget(worker) -> None:
@@ -201,140 +157,8 @@ def _forget(worker) -> None:
         worker.zygote.close()
 
 
-def _plan(limits: Limits, mode: str, scratch: Path | None, groups: Cgroups, user) -> dict:
-    rlimits = {"RLIMIT_CPU": limits.wall_seconds * 2, "RLIMIT_FSIZE": limits.max_file_mb * 2**20, "RLIMIT_CORE": 0}
-    if user is not None and "pids" not in groups.paths:  # a slot user of its own: its count is the run's (a
-        rlimits["RLIMIT_NPROC"] = limits.max_processes  # TA's own user also runs their desktop: no limit there)
-    if mode == "namespaces":
-        return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits,
-                "keep": [str(p) for p in host.python_paths()]}  # bound at the same paths in the view
-    return {"scratch": str(scratch), "rlimits": rlimits,
-            "cgroup_procs": [str(path / "cgroup.procs") for path in groups.paths.values()],
-            "uid": user.pw_uid if user else None, "gid": user.pw_gid if user else None}
-
-
 def _finder(zygote: Zygote, user):
     """How to list the run's processes on the host."""
     if zygote.mode == "fallback" and user is not None:
         return lambda: processes.processes_of(user.pw_uid)
     return lambda: processes.descendants(zygote.host_pid())
-
-
-def _parse(replies: dict[str, list[bytes]], run: WorkerRun) -> tuple[protocol.Reply | None, str]:
-    """The reply (protocol.Reply): the measurements decide; the notebook run (after them) only adds its report. A
-    run that ran out of time or memory in the notebook, once the measurement process had answered, keeps its
-    measurements. Only well-formed events of known kinds are kept (protocol.events_of)."""
-    decoded = {}
-    for name, chunks in replies.items():
-        raw = b"".join(chunks)
-        try:
-            decoded[name] = json.loads(raw) if raw and len(raw) < REPLY_LIMIT else None
-        except ValueError:
-            decoded[name] = None
-    measured, report = decoded["measurements"], decoded["report"]
-    if not isinstance(measured, dict):
-        if run.timed_out:
-            return None, "the notebook did not finish within the time limit"
-        if run.memory_exceeded:
-            return None, "the notebook ran out of memory"
-        return None, f"the grading process stopped without a result (exit status {run.returncode})"
-    events = protocol.events_of(measured.get("events"))
-    if not isinstance(report, dict):
-        why = "memory" if run.memory_exceeded else "time" if run.timed_out else "stopped"
-        stopped = cast(protocol.Event, protocol.event(protocol.NOTEBOOK_RUN_STOPPED, why))
-        report, events = {"cells": []}, events + [stopped]
-    reply = cast(protocol.Reply, {**report, "probes": _whose_fault(measured.get("probes", {}), run.memory),
-             "definition_errors": measured.get("definition_errors", []), "layers": measured.get("layers", []),
-             "events": protocol.events_of(report.get("events")) + events})
-    return reply, ""
-
-
-def _whose_fault(probes: dict, memory: MemoryReport | None) -> dict:
-    """A call stopped twice from outside asks for review (the box's fault) unless this run's own limit stopped it:
-    a process the watchdog killed, or an OOM kill in the run's own cgroup (which holds only the run)."""
-    for result in probes.values():
-        if not isinstance(result, dict) or result.get("needs_review") != "box" or memory is None:
-            continue
-        if memory.cgroup_oom_kills or set(result.get("pids", [])) & {*memory.stopped, *memory.stopped_inside}:
-            result.pop("needs_review")
-            result["stopped"] = "memory"
-            result["error"] = f"your code used more memory than allowed ({memory.limit_mb} MB) and was stopped, twice"
-    return probes
-
-
-def _read_capped(fd: int, chunks: list[bytes]) -> None:
-    size = 0
-    with os.fdopen(fd, "rb") as pipe:
-        while chunk := pipe.read(65536):
-            if size < REPLY_LIMIT:
-                chunks.append(chunk)
-            size += len(chunk)
-
-
-def _scrubbed_env(scratch: str) -> dict[str, str]:
-    env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
-        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg",
-        "JUPYTER_RUNTIME_DIR": f"{scratch}/.jupyter", "IPYTHONDIR": f"{scratch}/.ipython",
-        "MPLCONFIGDIR": f"{scratch}/.matplotlib", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-    }
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # see the machine notes: old OpenBLAS needs them
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
-
-
-def _claim_user(notes: list[str], base: str):
-    """(user, lock): as root, the first of this machine's slot users (`base`, `base`-run1, ...) that no other run
-    holds (flock)."""
-    if os.geteuid() != 0:
-        return None, None
-    global _last_slot
-    folder = Path("/run/autograder")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    names = [base] + [f"{base}-run{slot}" for slot in range(1, SLOTS)]
-    for name in sorted(names, key=lambda n: n != _last_slot):  # this process's last one first: its warm start
-        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        _last_slot = name
-        return host.sandbox_user(name, notes), fd
-    raise RuntimeError(f"all {SLOTS} sandbox users are busy")
-
-
-_last_slot = ""
-
-
-_zygotes: dict[tuple, Zygote] = {}
-
-
-@atexit.register
-def close_warm_starts() -> None:
-    """Stop every zygote: a grader that grades one submission frees their memory before its cases run."""
-    for zygote in _zygotes.values():
-        zygote.close()
-    _zygotes.clear()
-
-
-def warm_start(preload: tuple[str, ...], user=None, refusal: str = "", config: GraderConfig | None = None) -> Zygote:
-    """The zygote for `preload` and this run's user, started now if none is alive; returns at once.
-    `refusal` forces the fallback sandbox, saying why; `config` names the user and the layers switched off."""
-    config = config or GraderConfig()
-    if user is None and os.geteuid() == 0:
-        user = host.sandbox_user(config.sandbox_user, [])
-    key = (preload, user.pw_uid if user else None, config.disabled, refusal)
-    zygote = _zygotes.get(key)
-    if zygote is None or not zygote.alive() or "zygote" in config.disabled:
-        if zygote is not None:
-            zygote.close()
-        if user is not None:  # before bubblewrap is tried: it must reach the environment as that user
-            host.let_user_run_python(INSIDE, [])
-        zygote = _zygotes[key] = Zygote(preload, _scrubbed_env("/tmp"), user.pw_uid if user else None, refusal,
-                                        config.disabled)
-    return zygote

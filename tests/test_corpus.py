@@ -20,7 +20,7 @@ import pytest
 
 from autograder.results import SCHEMA
 from autograder.config import from_environment
-from autograder.sandbox import Limits
+from autograder.limits import Limits
 from autograder.supervisor import runusers
 from tests.submissions import make_corpus
 from tests.submissions.part1_attacks import NETWORK_PORT

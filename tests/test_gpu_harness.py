@@ -19,7 +19,7 @@ from autograder.assignments.hw4_part2.harness_probes import measure_counts, meas
 from autograder.staff.gpu_harness import (BASE_BERT, EXPECTED_BASE_COUNTS, HarnessSettings, _judge, main, markdown,
                                     reference_counts, run_all)
 from autograder.notebook import load_notebook
-from autograder.sandbox import WorkerRun
+from autograder.supervisor.replies import WorkerRun
 from solution.lora import MyLoraConfig, get_lora_model
 from tests.submissions.hw4_part2.inprocess import lora_functions
 

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "autograder"
 # The program `python -m autograder`: nothing imports it; it picks the staff's CLI where autograder/staff exists.
 ENTRY_POINT = "autograder.__main__"
+INSIDE = "autograder.inside"  # runs in the sandbox; on sys.path as its own folder there
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -39,11 +40,14 @@ def imported(path: Path, root: Path = ROOT) -> set[str]:
 
 
 def edges() -> dict[str, set[str]]:
-    """Module -> the autograder modules it imports (a package's own __init__ counts as imported with it)."""
+    """Module -> the autograder modules it imports (a package's own __init__ counts as imported with it). The
+    sandbox's modules import each other by bare name (`import protocol`): those name autograder.inside's own."""
     graph = {}
     for name, path in MODULES.items():
         targets = set()
         for target in imported(path):
+            if name.startswith(f"{INSIDE}.") and f"{INSIDE}.{target}" in MODULES:
+                target = f"{INSIDE}.{target}"
             if target in MODULES and target != name:
                 targets.add(target)
         graph[name] = targets
@@ -86,7 +90,9 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_the_import_graph_of_autograder_has_no_cycle():
     assert len(MODULES) > 20  # the whole package was read
-    assert find_cycle(edges()) is None
+    graph = edges()
+    assert {"autograder.inside.protocol", "autograder.inside.measure_seed"} <= graph["autograder.inside.worker"]
+    assert find_cycle(graph) is None
 
 
 def _is_staff(module: str) -> bool:

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from autograder import answers
-from autograder.sandbox import Limits, _budgeted, _whose_fault
+from autograder.limits import Limits, budgeted
 from autograder.supervisor import memory
 from autograder.supervisor.memory import MemoryReport, MemoryWatch
+from autograder.supervisor.replies import _whose_fault
 
 
 def test_anonymous_memory_comes_from_statm_and_follows_an_allocation():
@@ -72,14 +73,14 @@ def test_a_check_stopped_twice_is_the_students_only_when_the_runs_own_limit_stop
 
 def test_cpu_budgets_follow_the_references_cost_with_a_floor_and_the_wall_is_a_backstop():
     limits = Limits(cpu_floor_seconds=60, cpu_factor=50)
-    costly = _budgeted({"name": "model", "timeout": 120, "reference_cpu_seconds": 5.6}, limits)
+    costly = budgeted({"name": "model", "timeout": 120, "reference_cpu_seconds": 5.6}, limits)
     assert costly["cpu_seconds"] == 280.0 and costly["timeout"] == 560.0
-    cheap = _budgeted({"name": "loss", "timeout": 60, "reference_cpu_seconds": 0.01}, limits)
+    cheap = budgeted({"name": "loss", "timeout": 60, "reference_cpu_seconds": 0.01}, limits)
     assert cheap["cpu_seconds"] == 60 and cheap["timeout"] == 120
-    unknown = _budgeted({"name": "probe", "timeout": 3}, limits)  # no reference (tests, the harness)
+    unknown = budgeted({"name": "probe", "timeout": 3}, limits)  # no reference (tests, the harness)
     assert unknown["cpu_seconds"] == 60 and unknown["timeout"] == 3 and unknown["wall_is_limit"]
     assert "wall_is_limit" not in costly
-    harness = _budgeted({"name": "numeric", "timeout": 870}, limits)
+    harness = budgeted({"name": "numeric", "timeout": 870}, limits)
     assert harness["cpu_seconds"] == 870 and harness["timeout"] == 870
 
 

@@ -21,9 +21,9 @@ import yaml
 from autograder.assignment import Seeds, detect_assignment
 from autograder.assignments.hw4_part2 import ASSIGNMENT, SMALL_BERT, cases, last_layer_cell, make_calls, probes
 from autograder.assignments.hw4_part2.config_cell import COURSE_CONFIG, LoraSettings, read_config
+from autograder.limits import Limits
 from autograder.notebook import load_notebook
 from autograder.results import SCHEMA
-from autograder.sandbox import Limits
 from solution.lora import MyLoraConfig, MyLoraLayer, get_lora_model
 from tests.submissions.hw4_part2.inprocess import grade_in_process
 from tests.submissions.hw4_part2 import make_corpus

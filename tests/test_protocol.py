@@ -1,6 +1,6 @@
 """The grader-sandbox protocol (autograder/protocol.py, autograder/inside/protocol.py): the summary reads event kinds,
 never sentences; unknown or malformed events are dropped; student-written text cannot become an event. Unit, in
-process: replies are built by hand and parsed by sandbox._parse as the grader parses a run's."""
+process: replies are built by hand and parsed by supervisor.replies.parse_replies as the grader parses a run's."""
 
 import ast
 import json
@@ -13,7 +13,7 @@ from autograder import protocol
 from autograder.assignment import load_assignment
 from autograder.grade import _staff_detail, _summary
 from autograder.notebook import load_notebook
-from autograder.sandbox import WorkerRun, _parse
+from autograder.supervisor.replies import WorkerRun, parse_replies
 
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE = ROOT / "autograder" / "inside"
@@ -33,7 +33,7 @@ def summary(events) -> str:
 def parsed(measurements, report, **run) -> dict:
     replies = {"measurements": [json.dumps(measurements).encode()] if measurements is not None else [],
                "report": [json.dumps(report).encode()] if report is not None else []}
-    reply, problem = _parse(replies, WorkerRun(None, **run))
+    reply, problem = parse_replies(replies, WorkerRun(None, **run))
     assert reply is not None, problem
     return reply
 

@@ -23,7 +23,8 @@ import pytest
 
 from autograder.assignment import load_assignment
 from autograder.config import from_environment
-from autograder.sandbox import Limits, run_worker
+from autograder.limits import Limits
+from autograder.sandbox import run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE = ROOT / "autograder" / "inside"

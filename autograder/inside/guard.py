@@ -31,6 +31,7 @@ import os
 import sys
 import types
 import warnings
+from typing import Any
 
 MESSAGE = "{module} is disabled while your {kind} are measured: the handout asks you to write them yourself"
 _REFUSED_EVENTS = frozenset({
@@ -50,6 +51,13 @@ class Refused(PermissionError):
     """Raised by the audit hook; the message says what the measurement process does not allow."""
 
 
+def _source_file(module: types.ModuleType) -> str:
+    """A forbidden package's source file; one without any (a namespace package) has no files to forbid."""
+    if module.__file__ is None:
+        raise ImportError(f"{module.__name__} has no source file to forbid", name=module.__name__)
+    return module.__file__
+
+
 def install(forbidden: tuple[str, ...] = ("torch.optim",), kernels: tuple[str, ...] = (),
             kind: str = "definitions") -> list[str]:
     """Apply the three layers to the packages in `forbidden` (and the torch operators whose names start with one
@@ -57,7 +65,7 @@ def install(forbidden: tuple[str, ...] = ("torch.optim",), kernels: tuple[str, .
     folders of the forbidden packages, for the kernel's file policy."""
     folders = forbidden_folders(forbidden)
     # code objects name the file as it was imported (through a linked environment, say) or resolved: both
-    imported = [os.path.dirname(sys.modules[name].__file__) for name in forbidden]
+    imported = [os.path.dirname(_source_file(sys.modules[name])) for name in forbidden]
     message = MESSAGE.format(module=" and ".join(forbidden) or "nothing", kind=kind)
     _replace_code(tuple(f + os.sep for f in {*folders, *imported}), message)
     library = _block_kernels(kernels, message) if kernels else None
@@ -72,7 +80,7 @@ def forbidden_folders(forbidden: tuple[str, ...]) -> list[str]:
     folders = []
     for name in forbidden:
         module = importlib.import_module(name)
-        folders.append(os.path.realpath(os.path.dirname(module.__file__)))
+        folders.append(os.path.realpath(os.path.dirname(_source_file(module))))
     return folders
 
 
@@ -129,8 +137,9 @@ def _block_kernels(prefixes: tuple[str, ...], message: str):
 def _detach_finalizer(library) -> None:
     """torch deregisters a library's kernels when a weakref.finalize runs; a student could run it. Detach it."""
     import weakref
-    for finalizer in list(weakref.finalize._registry):
-        info = weakref.finalize._registry.get(finalizer)
+    registry = weakref.finalize._registry  # type: ignore[attr-defined]  # private: the live finalizers (no stub)
+    for finalizer in list(registry):
+        info = registry.get(finalizer)
         if info is not None and info.weakref() is library:
             finalizer.detach()
 
@@ -171,7 +180,7 @@ def _make_hook(folders: tuple[str, ...], forbidden: tuple[str, ...], owner: int,
         if type_(event) is not str_:
             return
         if event == "open":
-            path = args[0] if args else None
+            path: Any = args[0] if args else None  # type_ checks it below: mypy cannot narrow through an alias
             if type_(path) is bytes_:
                 path = fsdecode(path)
             if type_(path) is not str_:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Sequence
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 0x1, 0x2, 0x4, 0x8, 0x20
@@ -41,7 +42,7 @@ def _mount(source: str, target: str, kind: str, flags: int = 0, options: str | N
                        options.encode() if options else None), f"mount {kind} on {target}")
 
 
-def enter(scratch: str, scratch_mb: int, keep: list[str] = ()) -> int:
+def enter(scratch: str, scratch_mb: int, keep: Sequence[str] = ()) -> int:
     """Unshare and remount; fork. Returns 0 in the child (PID 1 of the run), the child's pid in the parent,
     which should only wait for it. `keep`: bound paths inside a folder that gets a fresh tmpfs (an environment
     under /tmp, say), bound again on top of it."""

@@ -2,8 +2,8 @@
 (standard library only, nothing trusted), the grader as autograder.inside.protocol. The request and reply types
 are in autograder/protocol.py, which this folder cannot import; the shapes below are the events' whole contract.
 
-An event is a JSON object that the measurement process, the worker or the grader's sandbox.py builds itself from
-its own structures: {"kind": one of KINDS, plus that kind's fields}. Never text a student's code wrote: the grader
+An event is a JSON object that the measurement process, the worker or the grader's supervisor/replies.py builds itself
+from its own structures: {"kind": one of KINDS, plus that kind's fields}. Never text a student's code wrote: the grader
 decides what to tell the student by the kind and the fields' values, never by reading a sentence.
 """
 
@@ -11,7 +11,7 @@ MEASUREMENT_FAILED = "measurement_failed"  # {"error": repr of the exception}: a
 DEFINITION_STOPPED = "definition_stopped"  # {"cell": label}: that definition cell killed its process; left out
 DEFINITION_SLOW = "definition_slow"  # {"cell": label}: that cell's statements used up the CPU allowed; left out
 MEASUREMENT_EXITED = "measurement_exited"  # {"status": int}: the measurement process's nonzero exit (staff only)
-NOTEBOOK_RUN_STOPPED = "notebook_run_stopped"  # {"why": one of STOP_REASONS}: written by the grader (sandbox.py)
+NOTEBOOK_RUN_STOPPED = "notebook_run_stopped"  # {"why": one of STOP_REASONS}: by the grader (supervisor/replies.py)
 
 FIELDS = {MEASUREMENT_FAILED: ("error", str), DEFINITION_STOPPED: ("cell", str), DEFINITION_SLOW: ("cell", str),
           MEASUREMENT_EXITED: ("status", int), NOTEBOOK_RUN_STOPPED: ("why", str)}

@@ -20,6 +20,7 @@ import io
 import math
 import sys
 import types
+from typing import Any
 
 _excepthook = sys.__excepthook__  # C's traceback printer: it reads frames without the Python-level access the
 _StringIO = io.StringIO           # guard refuses, and student code cannot replace these captured objects
@@ -94,7 +95,7 @@ class Runtime:
 
     def call(self, probes_source: str, entry: str, args) -> dict:
         """Run the probe module, then `entry(args)`: {"ok": True, "value"} or {"ok": False, "error"}."""
-        scope = {"__name__": "probes", "__builtins__": builtins, "_autograder": self.helpers()}
+        scope: dict[str, Any] = {"__name__": "probes", "__builtins__": builtins, "_autograder": self.helpers()}
         try:
             exec(compile(probes_source, "<probes>", "exec"), scope)
             return {"ok": True, "value": plain(scope[entry](args))}

@@ -1,13 +1,13 @@
 """Warm start, inside the sandbox: import the heavy modules once, then fork one confined run per request.
 
-Started by the grader (autograder/warmstart.py) as `python -I zygote.py FD MODE PRELOAD`: MODE "namespaces" inside
-bubblewrap's sandbox (the usual case, root or not), or "fallback" outside any namespace where the kernel refuses
-them (it then runs as the grader's user and confines each run with confine.py). It imports only public modules and
-this folder's files, never the grader, the reference or the hidden cases, so a run holds nothing a student may not
-see. Each run is a child that closes every descriptor but its own, enters its own namespaces (isolate.py) or is
-confined (confine.py), forks the measurement process while it still may narrow that process's view and user
-further than its own (a read-only cover over the forbidden folders; no group that may read them), then drops its
-own privileges and becomes the worker (worker.py).
+Started by the grader (autograder/supervisor/warmstart.py) as `python -I zygote.py FD MODE PRELOAD`: MODE "namespaces"
+inside bubblewrap's sandbox (the usual case, root or not), or "fallback" outside any namespace where the kernel refuses
+them (it then runs as the grader's user and confines each run with confine.py). It imports only public modules and this
+folder's files, never the grader, the reference or the hidden cases, so a run holds nothing a student may not see. Each
+run is a child that closes every descriptor but its own, enters its own namespaces (isolate.py) or is confined
+(confine.py), forks the measurement process (measure_seed.py) while it still may narrow that process's view and user
+further than its own (a read-only cover over the forbidden folders; no group that may read them), then drops its own
+privileges and becomes the worker (worker.py).
 
 Messages are JSON on a SOCK_SEQPACKET socket pair; a run's request, report, measurement and log descriptors travel
 with the request. Grader -> zygote: {"env", "plan"} with fds [request, report, measurements, log]. Zygote ->
@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` le
 import confine  # noqa: E402
 import isolate  # noqa: E402
 import worker  # noqa: E402
+from measure_seed import MeasureSeed  # noqa: E402
 
 MESSAGE_LIMIT = 1 << 20
 
@@ -68,12 +69,12 @@ def _run(job: dict, fds: list[int], mode: str) -> int:
             _hide(plan.get("hide", []))
             confine_run()
 
-        measurement = worker.MeasureSeed(measurements, confine_measurement)
+        measurement = MeasureSeed(measurements, confine_measurement)
         confine_run()
     else:
         os.chdir(plan["scratch"])
         confine.confine(plan)
-        measurement = worker.MeasureSeed(measurements, lambda: confine.become(plan, plan.get("measure_groups", [])))
+        measurement = MeasureSeed(measurements, lambda: confine.become(plan, plan.get("measure_groups", [])))
         confine.become(plan, plan.get("groups", []))
         isolate.not_dumpable()  # (changing the user did it too, unless the host's suid_dumpable says otherwise)
     worker.main(report, measurement)
@@ -99,7 +100,8 @@ def main() -> None:
     sock.send(json.dumps({"ready": True}).encode())
     children: dict[int, int] = {}  # pidfd -> pid
     while True:
-        readable, _, _ = select.select([sock, *children], [], [])
+        watched: list[socket.socket | int] = [sock, *children]
+        readable, _, _ = select.select(watched, [], [])
         for pidfd in [fd for fd in readable if fd in children]:
             pid = children.pop(pidfd)
             os.close(pidfd)

@@ -31,7 +31,7 @@ from autograder.assignments.hw4_part2.config_cell import read_config
 from autograder.assignments.hw4_part2.probes import p2_counts
 from autograder.errors import SubmissionError
 from autograder.notebook import find_notebooks, load_notebook
-from autograder.sandbox import Limits
+from autograder.limits import Limits
 
 __all__ = ["HarnessSettings", "BASE_BERT", "EXPECTED_BASE_COUNTS", "reference_counts", "run_one", "run_all",
            "markdown", "main"]

@@ -12,7 +12,7 @@ import ast
 
 from autograder.assignment import Assignment, Call, MeasurementPolicy, Seeds
 from autograder.notebook import Notebook
-from autograder.sandbox import Limits
+from autograder.limits import Limits
 
 OPTIMIZERS = ("GD", "SGD", "AdaGrad", "Adam")
 HANDOUT_KWARGS = {"GD": {}, "SGD": {}, "AdaGrad": {"lr": 0.1}, "Adam": {"lr": 0.1}}

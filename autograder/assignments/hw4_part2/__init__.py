@@ -14,7 +14,7 @@ from autograder.assignment import Assignment, Call, MeasurementPolicy, Seeds
 from autograder.assignments.hw4_part2.cells import last_layer_cell, notebook_constants
 from autograder.assignments.hw4_part2.config_cell import COURSE_CONFIG, read_config
 from autograder.notebook import Notebook, python_source
-from autograder.sandbox import Limits
+from autograder.limits import Limits
 
 __all__ = ["ASSIGNMENT", "SMALL_BERT", "COURSE_TARGETS", "make_calls", "last_layer_cell", "notebook_constants"]
 
