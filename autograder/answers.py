@@ -1,10 +1,11 @@
-"""The reference's answers to a submission's calls, and what each cost in CPU time, before the sandbox runs.
+"""A submission's calls and the reference's answers to them, with what each cost in CPU time, before the sandbox runs.
 
-Computed in a forked child that exits: the memory the reference needs (Part 2 imports transformers and builds
-BERTs) is given back before the student's processes start, so the two never add up in Gradescope's 768 MiB box.
+Made in a forked child that exits: the memory the assignment's code needs to make the calls (Part 1 draws its hidden
+problems with torch) and the reference's (Part 2 imports transformers and builds BERTs) is given back before the
+student's processes start, so neither adds up with them in Gradescope's 768 MiB box.
 Each call's CPU time calibrates that call's budget in the sandbox (sandbox.Limits: cpu_factor, cpu_floor_seconds).
 A call whose reference fails is left out; its case recomputes it in the grader and reports the failure.
-If the child cannot answer (it died, or fork is refused), the answers are computed here instead.
+If the child cannot answer (it died, or fork is refused), the work is done here instead.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import os
 import select
 import signal
 import time
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["reference_answers", "LazyReference"]
+from autograder.assignment import Call
+
+__all__ = ["prepared_calls", "reference_answers", "LazyReference"]
 
 CHILD_SECONDS = 600
 
@@ -37,18 +40,52 @@ class LazyReference:
         return importlib.import_module(self.module).expected(call)
 
 
+def prepared_calls(make_calls: Callable[[], list[Call]], reference: Callable) -> tuple[list[Call], dict, dict]:
+    """(calls, {call name: answer}, {call name: CPU seconds}): `make_calls()` and the reference's answers to those
+    calls, both in one child that exits (the imports they need are not the grader's to keep)."""
+    def work() -> dict:
+        calls = make_calls()
+        return {"calls": [call.to_json() for call in calls], "computed": _compute(reference, _missing(reference, calls))}
+
+    done = _in_child(work)
+    if not isinstance(done, dict):  # the child could not answer: the same work, here
+        calls = make_calls()
+        return (calls, *reference_answers(reference, calls))
+    calls = [Call(**fields) for fields in done["calls"]]
+    _keep(reference, calls, done["computed"])
+    return (calls, *_known(reference, calls))
+
+
 def reference_answers(reference: Callable, calls: list) -> tuple[dict, dict]:
     """({call name: answer}, {call name: CPU seconds}) for the calls the reference answers."""
-    module = getattr(reference, "module", None) or reference.__module__
-    keys = {call.name: (module, call.key()) for call in calls}
-    missing = [call for call in calls if keys[call.name] not in _answers]
+    missing = _missing(reference, calls)
     if missing:
-        computed = _in_child(reference, missing)
-        if computed is None:
-            computed = _compute(reference, missing)
-        for call in missing:
-            if call.name in computed:
-                _store(keys[call.name], *computed[call.name])
+        computed = _in_child(lambda: _compute(reference, missing))
+        _keep(reference, missing, computed if isinstance(computed, dict) else _compute(reference, missing))
+    return _known(reference, calls)
+
+
+def _keys(reference: Callable, calls: list) -> dict[str, tuple[str, str]]:
+    module = getattr(reference, "module", None) or reference.__module__
+    return {call.name: (module, call.key()) for call in calls}
+
+
+def _missing(reference: Callable, calls: list) -> list:
+    keys = _keys(reference, calls)
+    return [call for call in calls if keys[call.name] not in _answers]
+
+
+def _keep(reference: Callable, calls: list, computed: Mapping[str, Sequence]) -> None:
+    """Store the computed answers ((answer, seconds), or [answer, seconds] as they came back from a child)."""
+    keys = _keys(reference, calls)
+    for call in calls:
+        if call.name in computed:
+            answer, seconds = computed[call.name]
+            _store(keys[call.name], answer, seconds)
+
+
+def _known(reference: Callable, calls: list) -> tuple[dict, dict]:
+    keys = _keys(reference, calls)
     answers, costs = {}, {}
     for call in calls:
         if keys[call.name] in _answers:
@@ -76,7 +113,8 @@ def _compute(reference: Callable, calls: list) -> dict[str, tuple[str, float]]:
     return done
 
 
-def _in_child(reference: Callable, calls: list) -> dict[str, tuple[str, float]] | None:
+def _in_child(work: Callable[[], object]) -> Any:
+    """work()'s result, computed in a forked child and sent back as JSON; None when the child could not answer."""
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()
@@ -85,14 +123,16 @@ def _in_child(reference: Callable, calls: list) -> dict[str, tuple[str, float]] 
         os.close(write_end)
         return None
     if pid == 0:
+        code = 70
         try:
             os.close(read_end)
-            data = json.dumps(_compute(reference, calls)).encode()
+            data = json.dumps(work()).encode()
             view = memoryview(data)
             while view:
                 view = view[os.write(write_end, view):]
+            code = 0
         finally:
-            os._exit(0)
+            os._exit(code)
     os.close(write_end)
     chunks, end = [], time.monotonic() + CHILD_SECONDS
     while (left := end - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
@@ -105,7 +145,6 @@ def _in_child(reference: Callable, calls: list) -> dict[str, tuple[str, float]] 
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     try:
-        done = json.loads(b"".join(chunks)) if os.waitstatus_to_exitcode(status) == 0 else None
+        return json.loads(b"".join(chunks)) if os.waitstatus_to_exitcode(status) == 0 else None
     except ValueError:
         return None
-    return {name: (answer, seconds) for name, (answer, seconds) in done.items()} if isinstance(done, dict) else None

@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from autograder import protocol
-from autograder.answers import LazyReference, reference_answers
+from autograder.answers import LazyReference, prepared_calls
 from autograder.config import GraderConfig
 from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignment_names, detect_assignment, load_assignment
 from autograder.errors import SubmissionError
@@ -102,12 +102,12 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     notes = notes + _other_assignment(notebook, assignment)
     secret, is_default = assignment.secret(config)
     seeds = Seeds(secret, hashlib.sha256(notebook.path.read_bytes()).hexdigest())
-    calls = assignment.make_calls(notebook, seeds)
     protected = _protected(assignment)
     reference = LazyReference(f"autograder.assignments.{assignment.name}.reference")
-    # Before the sandbox, in a child that exits: the reference's memory is free again when the student's
-    # processes start, and each call's CPU cost calibrates that call's CPU budget in the sandbox.
-    expected, costs = reference_answers(reference, calls)
+    # Before the sandbox, in a child that exits: what making the calls and the reference's answers import (torch,
+    # transformers) is not held by the grader while the student's processes run, and each call's CPU cost
+    # calibrates that call's CPU budget in the sandbox.
+    calls, expected, costs = prepared_calls(lambda: assignment.make_calls(notebook, seeds), reference)
     warm_start(assignment.preload, config=config)
     request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
     run = run_worker(request, assignment.limits, protected, assignment.preload, config)

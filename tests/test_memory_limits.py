@@ -114,6 +114,39 @@ def test_the_reference_answers_in_a_child_that_exits_and_its_cpu_time_is_measure
     assert again == got and again["busy"] is not got["busy"]  # remembered, handed out as fresh copies
 
 
+def _made_calls():
+    import colorsys  # noqa: F401  (imported where the calls are made: torch, for Part 1's hidden problems)
+    from autograder.assignment import Call
+    return [Call("busy", "spin", {"seconds": 0.3, "values": (1.5, [2, 3])}, timeout=7, seed=11),
+            Call("quick", "spin", {"seconds": 0.0})]
+
+
+def _spin_call(call):
+    return _spin(_Call(call.name, call.args["seconds"]))
+
+
+def test_the_calls_are_made_with_their_answers_in_a_child_that_exits(monkeypatch):
+    sys.modules.pop("colorsys", None)
+    calls, got, costs = answers.prepared_calls(_made_calls, _spin_call)
+    assert "colorsys" not in sys.modules  # what making the calls imported is not the grader's to hold
+    busy, quick = calls  # as JSON carries them (and the sandbox receives them): a tuple comes back a list
+    assert busy.to_json() == {"name": "busy", "entry": "spin", "args": {"seconds": 0.3, "values": [1.5, [2, 3]]},
+                              "timeout": 7, "seed": 11}
+    assert quick.to_json() == _made_calls()[1].to_json()
+    assert got["busy"]["pid"] != os.getpid() and costs["busy"] >= 0.25 and costs["quick"] < 0.2
+    sys.modules.pop("colorsys", None)
+    again, known, _ = answers.prepared_calls(_made_calls, lambda call: pytest.fail("answered twice"))
+    assert [c.to_json() for c in again] == [c.to_json() for c in calls] and known == got  # remembered
+
+    # The control: where the child cannot answer (fork refused), the same work is done here, imports and all.
+    def refused():
+        raise OSError("fork refused")
+    answers._answers.clear()
+    monkeypatch.setattr(os, "fork", refused)
+    here, mine, _ = answers.prepared_calls(_made_calls, _spin_call)
+    assert "colorsys" in sys.modules and mine["busy"]["pid"] == os.getpid() and len(here) == 2
+
+
 @pytest.fixture(autouse=True)
 def _fresh_answer_store():
     answers._answers.clear()

@@ -183,6 +183,17 @@ def test_no_config_cell(tmp_path):
     assert reading.settings is None and "No config cell was found" in reading.problem
 
 
+def test_the_written_out_bert_base_module_names_are_the_ones_transformers_builds():
+    """The target check's module names come without torch or transformers in the grader: they must be exactly
+    the installed transformers' bert-base classifier (built here on the meta device)."""
+    from transformers import BertConfig, BertForSequenceClassification
+    from autograder.assignments.hw4_part2.config_cell import bert_base_module_names, matched_modules
+    with torch.device("meta"):
+        model = BertForSequenceClassification(BertConfig(num_labels=5))
+    assert bert_base_module_names() == [name for name, _ in model.named_modules() if name]
+    assert matched_modules(("query",)) == [f"bert.encoder.layer.{i}.attention.self.query" for i in range(12)]
+
+
 def test_last_layer_cell_is_found_by_content():
     notebook = load_notebook(NOTEBOOKS["student_correct"])
     cell = last_layer_cell(notebook)

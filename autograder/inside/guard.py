@@ -5,7 +5,8 @@ files.py, Landlock, and syscalls.py, seccomp). What is forbidden is the assignme
 installed once, in this order, by `install()`:
   1. every Python function defined under torch/optim/ gets a body that raises (its code object is replaced in
      place, so every reference to it — `torch.optim.Adam`, `optim.Adam`, a class's methods, a saved alias — now
-     raises); the original code objects are gone;
+     raises); the original code objects are gone. Every function: those the warm start froze, through the index
+     it took as it froze them (freeze_indexed), and all the others, walked with gc;
   2. torch's fused and foreach optimizer kernels (`aten::_fused_*`, `aten::_foreach_*`) get a CPU kernel that
      raises, registered with the dispatcher by a library object kept only in the audit hook's closure, whose
      finalizer is detached: nothing reachable from Python can deregister it;
@@ -84,10 +85,34 @@ def forbidden_folders(forbidden: tuple[str, ...]) -> list[str]:
     return folders
 
 
+# The functions the warm start froze, by source file (freeze_indexed), and a marker made just after that freeze:
+# while the marker is not frozen, nothing was frozen since, so the index covers every frozen function.
+_frozen_functions: dict[str, list[types.FunctionType]] = {}
+_made_after_freeze: list[list] = []
+
+
+def freeze_indexed() -> None:
+    """The warm start's gc.freeze(), keeping an index of the functions it freezes, by source file. install() then
+    finds the forbidden ones among the frozen objects through it: walking every frozen object instead would take a
+    reference to each, which copies every page a run shares with the warm start (100-200 MB with transformers)."""
+    gc.unfreeze()
+    _frozen_functions.clear()
+    for obj in gc.get_objects():
+        if type(obj) is types.FunctionType:
+            _frozen_functions.setdefault(obj.__code__.co_filename, []).append(obj)
+    gc.freeze()
+    _made_after_freeze[:] = [[]]  # a list is tracked, so gc.get_objects() lists it until someone freezes again
+
+
 def _replace_code(prefixes: tuple[str, ...], message: str) -> None:
     stubs: dict[tuple, types.CodeType] = {}
-    gc.unfreeze()  # the warm start froze what it imported: frozen objects are invisible to get_objects
-    found = gc.get_objects()
+    found = gc.get_objects()  # what is not frozen: frozen objects are invisible to get_objects
+    marker = _made_after_freeze[0] if _made_after_freeze else None
+    if marker is not None and any(obj is marker for obj in found):  # the frozen objects: the warm start's
+        found += [f for name, functions in _frozen_functions.items() if name.startswith(prefixes) for f in functions]
+    else:  # frozen by someone else too, or without an index: every frozen object is walked
+        gc.unfreeze()
+        found = gc.get_objects()
     gc.freeze()
     for obj in found:
         if type(obj) is types.FunctionType and obj.__code__.co_filename.startswith(prefixes):

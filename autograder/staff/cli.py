@@ -11,9 +11,9 @@ from pathlib import Path
 from autograder import cli
 from autograder.config import GraderConfig, from_environment
 from autograder.errors import BuildError, InputError
-from autograder.staff import batch
-from autograder.staff.build import build
-from autograder.staff.class_report import write_class_report
+
+# The batch, the build and the class report (matplotlib: 40 MB) are imported by the commands that use them: a local
+# grading through this CLI holds no more than the grading modes of autograder/cli.py while the student's code runs.
 
 __all__ = ["main"]
 
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, config: GraderConfig) -> int:
     if args.command == "build":
+        from autograder.staff.build import build
         build(args.assignment, args.output, secret_from=args.secret_from, config=config)
         return 0
     if args.submissions is not None:
@@ -66,6 +67,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, config: Grad
 
 
 def _batch(args: argparse.Namespace) -> int:
+    from autograder.staff import batch
     out = args.out or batch.default_out(args.submissions)
     jobs = {} if args.jobs is None else {"jobs": args.jobs}  # else grade_all's default
     try:
@@ -82,6 +84,7 @@ def _batch(args: argparse.Namespace) -> int:
 def _class_report(out: Path, known: Path | None) -> None:
     """OUT/report.html. The grades are written by now: a failing report is told, never allowed to hide them."""
     try:
+        from autograder.staff.class_report import write_class_report
         print(f"class report: {write_class_report(out, known=known)}")
     except Exception as error:
         print(f"class report failed: {error!r}", file=sys.stderr)

@@ -32,7 +32,7 @@ ROWS = 2000  # the course's shapes: X_train (2000, 2), y_train (2000, 1); a hidd
 def problem(seed: int, near_start: bool = False) -> dict:
     """A hidden regression problem in the course's shapes: X (2000, 2) and y (2000, 1) as lists. Code that is
     right on the course's data (a constant NUM_EXAMPLES = 2000, say) is right here."""
-    import torch  # here, not at the top: the grader starts the sandbox's warm start before it pays for torch
+    import torch  # here, not at the top: only the child that makes the calls imports it (answers.py)
     g = torch.Generator().manual_seed(seed)
     n = ROWS
     X = torch.randn(n, 2, generator=g)

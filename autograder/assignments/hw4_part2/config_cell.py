@@ -16,7 +16,7 @@ from typing import TypeGuard
 from autograder.notebook import CodeCell, Notebook, python_source
 
 __all__ = ["COURSE_CONFIG", "ARGUMENTS", "LoraSettings", "ConfigReading", "read_config", "find_config_cell",
-           "matched_modules", "grouped"]
+           "matched_modules", "bert_base_module_names", "grouped"]
 
 ARGUMENTS = ("r", "target_modules", "lora_alpha", "lora_dropout")  # MyLoraConfig's positional order
 _CONFIG_CLASS = "MyLoraConfig"
@@ -172,23 +172,31 @@ def read_config(notebook: Notebook) -> ConfigReading:
     return ConfigReading(settings, None, cell, shown)
 
 
-def _bert_base_module_names() -> list[str]:
-    """Every module name of bert-base-uncased's classifier, built on the meta device (no weights, no download)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-    with torch.device("meta"):
-        model = BertForSequenceClassification(BertConfig(num_labels=5))
-    return [name for name, _ in model.named_modules() if name]
+# bert-base-uncased's classifier (BertForSequenceClassification, 12 layers), as `named_modules()` names its
+# modules; written out rather than built so that the grader never imports torch and transformers for it (their
+# memory would sit beside the student's processes). tests/test_part2_grading.py compares it with transformers.
+BERT_BASE_LAYERS = 12
+_BERT_LAYER_MODULES = ("attention", "attention.self", "attention.self.query", "attention.self.key",
+                       "attention.self.value", "attention.self.dropout", "attention.output",
+                       "attention.output.dense", "attention.output.LayerNorm", "attention.output.dropout",
+                       "intermediate", "intermediate.dense", "intermediate.intermediate_act_fn", "output",
+                       "output.dense", "output.LayerNorm", "output.dropout")
 
 
-_NAMES: list[str] = []
+def bert_base_module_names() -> list[str]:
+    """Every module name of bert-base-uncased's classifier, in `named_modules()` order."""
+    names = ["bert", "bert.embeddings"]
+    names += [f"bert.embeddings.{n}" for n in ("word_embeddings", "position_embeddings", "token_type_embeddings",
+                                                "LayerNorm", "dropout")]
+    names += ["bert.encoder", "bert.encoder.layer"]
+    for layer in range(BERT_BASE_LAYERS):
+        names += [f"bert.encoder.layer.{layer}"] + [f"bert.encoder.layer.{layer}.{n}" for n in _BERT_LAYER_MODULES]
+    return names + ["bert.pooler", "bert.pooler.dense", "bert.pooler.activation", "dropout", "classifier"]
 
 
 def matched_modules(targets: tuple[str, ...]) -> list[str]:
     """The bert-base modules that a replacement loop testing `name.endswith(target)` would wrap."""
-    if not _NAMES:
-        _NAMES.extend(_bert_base_module_names())
-    return [name for name in _NAMES if any(name.endswith(t) for t in targets)]
+    return [name for name in bert_base_module_names() if any(name.endswith(t) for t in targets)]
 
 
 def grouped(names: list[str]) -> list[str]:
