@@ -115,7 +115,7 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
         close_warm_starts()
     reply = dict(run.reply) if run.reply is not None else None
     submission = Submission(notebook, reply, run.problem, {c.name: c for c in calls}, seeds, reference,
-                            _expected=expected)
+                            _expected=expected, review=run.review)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric(config))
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
     staff += [f"GRADER ERROR in test {case.number}: needs review (traceback below)" for case in cases

@@ -34,7 +34,7 @@ from autograder.supervisor.zygotes import warm_start
 __all__ = ["run_worker"]
 
 ROOT = Path(__file__).resolve().parent.parent
-WARM_START_SECONDS = 120
+WARM_START_SECONDS = 300  # wall clock, no student code yet: a cold, busy box may take minutes
 
 
 def run_worker(request: dict, limits: Limits, protected: list[Path], preload: tuple[str, ...] | None = None,
@@ -63,7 +63,9 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
         refusal = "" if zygote.mode == "fallback" else "the sandbox's warm start failed inside bubblewrap"
         zygote = warm_start(preload, user, refusal=refusal, config=config)
         if not zygote.wait_ready(WARM_START_SECONDS):
-            return WorkerRun(None, notes=notes + [quote(zygote.log_tail())], problem="the sandbox could not start")
+            return WorkerRun(None, notes=notes + [quote(zygote.log_tail())], review="grader",
+                             problem="the grader's sandbox could not start (not your code); your course staff will "
+                                     "review it")
     run = WorkerRun(None, notes=notes + zygote.notes, mode=zygote.mode)
     groups, scratch = Cgroups({}), None
     if zygote.mode == "fallback":
@@ -96,7 +98,9 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
         for read, write in pipes.values():
             os.close(read)
             os.close(write)
-        run.problem = f"the sandbox could not start: {error}"
+        run.problem = "the grader's sandbox could not start (not your code); your course staff will review it"
+        run.review = "grader"
+        run.notes.append(f"the sandbox could not start: {error}")
         return run
     for name in ("request",):
         os.close(pipes[name][0])

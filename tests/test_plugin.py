@@ -116,6 +116,19 @@ def test_a_failed_observation_says_why_in_every_case_that_needs_it(cases_path):
         "**Could not run:** your notebook is not JSON"}
 
 
+def test_without_observations_through_the_graders_fault_every_check_is_for_review_not_charged_as_not_run(
+        cases_path):
+    problem = "the grader's sandbox could not start (not your code); your course staff will review it"
+    ours = Submission(notebook=None, reply=None, problem=problem, calls={}, seeds=None, reference=None,
+                      review="grader")
+    results = {r.number: r for r in run_cases(cases_path, ours, RUBRIC)[0]}
+    assert {results[n].review for n in ("1.1", "1.2", "1.10")} == {"grader"}
+    assert all(results[n].score == 0 for n in ("1.1", "1.2", "1.10"))
+    assert results["1.1"].output == f"**Staff will review this check:** {problem}"  # then pointed to (said once)
+    theirs = {r.number: r for r in run_cases(cases_path, submission(None, problem=problem), RUBRIC)[0]}
+    assert {theirs[n].review for n in ("1.1", "1.2", "1.10")} == {""}  # the control: no review without the field
+
+
 @pytest.mark.parametrize("change, named", [
     (lambda rubric: {n: row for n, row in rubric.items() if n != "1.3"}, "cases without a rubric row: ['1.3']"),
     (lambda rubric: {**rubric, "9.9": Row(5.0)}, "rubric rows without a case: ['9.9']"),

@@ -27,6 +27,7 @@ class WorkerRun:
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     problem: str = ""  # why there is no reply, for the student
+    review: str = ""  # "grader" when there is no reply through no doing of the student's (the sandbox did not start)
     mode: str = ""  # "namespaces" or "fallback"
 
 
