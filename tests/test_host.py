@@ -95,9 +95,12 @@ def test_a_fork_chain_of_a_runs_fresh_uid_is_killed_at_once_by_kill_minus_one_as
         os.setresuid(first.pw_uid, first.pw_uid, first.pw_uid)
 
     subprocess.Popen([sys.executable, "-c", chain], preexec_fn=become)
-    time.sleep(1)  # the chain is now a new process every few microseconds, none of them listed for long
-    assert runusers.kill_everything_of(first.pw_uid) >= 1
-    time.sleep(0.5)
-    assert runusers._live_processes(first.pw_uid) == []  # zombies waiting for init are all that may remain
+    try:
+        time.sleep(1)  # the chain is now a new process every few microseconds, none of them listed for long
+        assert runusers.kill_everything_of(first.pw_uid) >= 1
+        time.sleep(0.5)
+        assert runusers._live_processes(first.pw_uid) == []  # zombies waiting for init are all that may remain
+    finally:  # an interrupted test must not leave the chain running (it would fail later leak checks)
+        runusers.kill_everything_of(first.pw_uid)
     with pytest.raises(ValueError):
         runusers.kill_everything_of(0)
