@@ -9,9 +9,9 @@ in, the failed tests lie between the two, the score is the sum of the passed tes
 the corpus tests state hold: no `needs_review` for a notebook that deserves full marks, the summary of the course
 notebooks says "without errors" and nothing about ctypes, the staff log names the measurement's policy layers
 (seccomp, Landlock, the torch.optim guard) and the fallback sandbox (the box refuses namespaces).
-Whether attack_network reached a listener on the host's loopback is said below the table, not counted: the
-fallback's notebook run has the container's network (docs/trust_model.md), and this box, unlike Docker, shares
-the host's network namespace.
+attack_network's row also mismatches when it reached a listener on the host's loopback: the fallback's notebook
+run has the container's network (docs/trust_model.md), and the box, as Docker, gives the container a loopback of
+its own.
 
 --pairs grades the chosen notebooks again, two boxes at once (neighbours in --only's order side by side, an odd
 last one beside the first): two containers on one host share its uids, which the fallback's fresh uid per
@@ -45,7 +45,7 @@ ASSIGNMENT = "hw4_part1"
 DEFAULT = ("course_*,attack_boundary_*,attack_optim_*,attack_fork_bomb,attack_memory_hog,attack_network,"
            "attack_proc_scan,attack_leftovers_*")
 CLEAN_SUMMARY = set(NEW_STYLES) | {"course_correct"}  # test_corpus's test_feedback_tells_the_truth
-LAYERS = ("seccomp (measurement)", "landlock", "guard (torch.optim)")
+LAYERS = ("seccomp (measurement)", "file policy: Landlock ABI", "guard (torch.optim)")  # as test_corpus_boundary
 WEIGHTS = {number: row.weight for number, row in load_assignment(ASSIGNMENT).rubric().items()}
 
 
@@ -160,6 +160,9 @@ def main() -> int:
         for name in names:
             figures = first[name]
             found = problems(name, figures)
+            if name == "attack_network" and reached:
+                found.append(f"reached the host's loopback listener {len(reached)} time(s): the box's network "
+                             "namespace is not its own?")
             if name in beside:
                 found += [f"two at once: {problem}" for problem in problems(name, beside[name])]
             if found:
@@ -169,9 +172,6 @@ def main() -> int:
                   f"{figures['anon']:>7.0f} {figures['cpu']:>6.1f} {figures['wall']:>6.1f} {figures['oom']:>3} "
                   f"{figures['load']:>5}  "
                   f"{'no' if found else 'yes':<5}  {flags}", flush=True)
-        if reached:  # the fallback's notebook run has the container's network (docs/trust_model.md), and
-            # this box, unlike Docker, shares the host's network namespace: said, not counted against the row
-            print(f"\nnote: attack_network reached the host's loopback listener {len(reached)} time(s)")
         for name, found in mismatches.items():
             print(f"\n{name}:\n  " + "\n  ".join(found))
         print(f"\n{len(names) - len(mismatches)}/{len(names)} match; load now "

@@ -5,6 +5,10 @@ What a grading sees inside, as on Gradescope (a Docker container with the defaul
   mount, umount2, pivot_root, clone with a CLONE_NEW* flag, keyctl, bpf, perf_event_open...; ENOSYS for clone3,
   so that glibc falls back to clone, whose flags a filter can read) — not merely a missing capability;
 - Docker's default capability bounding set (no CAP_SYS_ADMIN, no CAP_SYS_PTRACE), the grader running as root;
+- a PID namespace of its own: an init (pid 1) that reaps orphans and runs the command, a /proc that shows the
+  container's processes only, and every process of the container killed when its command exits;
+- a network namespace of its own with only loopback, up (Jupyter's kernels talk over 127.0.0.1): the host's
+  loopback is out of reach (Docker's bridge to the outside is left out: nothing may download);
 - one memory cgroup (768 MiB, swap included) and half a core (cfs quota) around everything, the grader too;
   the cgroup mounts read-only, with the container's own cgroup at /sys/fs/cgroup/{memory,cpu,cpuacct} as
   Docker's cgroup namespace shows it;
@@ -15,7 +19,9 @@ What a grading sees inside, as on Gradescope (a Docker container with the defaul
 
 Library: `Box().run(argv)` -> BoxRun (returncode, output, peak memory, CPU seconds, wall seconds, OOM kills).
 CLI: `python tests/gradescope_box.py [--memory-mb 768] [--cpus 0.5] -- python -m autograder --submission ...`
-The entry stage (gradescope_box_enter.py) runs inside the box's cgroups, as root, and execs the command.
+The entry stage (gradescope_box_enter.py) makes the namespaces as root and forks the container's init, which joins
+the box's cgroups, confines itself (capabilities, filter) and forks the command; the entry stage, like Docker's
+runtime, stays outside the cgroups and exits as the command did.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 SAMPLE_SECONDS = 0.1
-SWITCHES = ("filter", "capabilities", "read_only_cgroups", "overlay")  # what a box's test may leave out
+# What a box's own test may leave out (its control: the attack that the mechanism stops gets through).
+SWITCHES = ("filter", "capabilities", "read_only_cgroups", "overlay", "pid_namespace", "network_namespace")
 
 __all__ = ["Box", "BoxRun", "evict_page_cache", "resident_fraction", "DOCKER_CAPS", "REFUSED_SYSCALLS"]
 
@@ -73,6 +80,7 @@ class BoxRun:
     peak_anonymous_mb: float  # the largest total_rss + total_swap seen (sampled every 0.1 s)
     oom_kills: int
     evicted_files: int = 0
+    survivors: int = 0  # processes still in the container when its command had exited (before the box killed them)
     notes: list[str] = field(default_factory=list)
 
     def figures(self) -> str:
@@ -127,10 +135,11 @@ class Box:
                 sampler.join()
             wall = time.monotonic() - started
             memory = groups["memory"]
+            survivors = len(_read(memory / "cgroup.procs").split())
             return BoxRun(done.returncode, done.stdout, done.stderr, round(wall, 1),
                           round(int(_read(groups["cpuacct"] / "cpuacct.usage")) / 1e9, 1),
                           round(int(_read(memory / "memory.max_usage_in_bytes")) / 2**20, 1),
-                          round(peak_anonymous[0], 1), _oom_kills(memory), evicted)
+                          round(peak_anonymous[0], 1), _oom_kills(memory), evicted, survivors)
         finally:
             _kill_and_remove(groups)
             subprocess.run(["rm", "-rf", "--one-file-system", str(scratch)], check=False)

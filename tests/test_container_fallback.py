@@ -1,6 +1,7 @@
 """Gradescope's container, simulated by tests/gradescope_box.py: a Docker-like seccomp filter refusing namespaces,
 Docker's default capabilities (no CAP_SYS_ADMIN, no CAP_SYS_PTRACE), 768 MiB and half a core around everything
-(the grader too), the image's files out of the page cache, a fresh overlay of the kit per grading.
+(the grader too), the image's files out of the page cache, a fresh overlay of the kit per grading, a PID namespace
+and a network namespace (only loopback) of its own.
 
 First the box itself (each mechanism asserted from inside it, and each with its control: the same probe in a
 box with that mechanism switched off, Box's test-only `switched_off`, or its limit raised, gets through), then
@@ -8,9 +9,12 @@ gradings in it: the fallback sandbox must grade both parts right there, measure 
 the staff log that it fell back.
 """
 
+import contextlib
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -165,6 +169,122 @@ def test_with_the_overlay_switched_off_a_write_in_the_box_lands_in_the_kit():
         assert seen and marker.exists()
     finally:
         marker.unlink(missing_ok=True)
+
+
+PROCESSES = """
+        import json, os
+        def command(pid):
+            try:
+                return open(f"/proc/{{pid}}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
+            except OSError:
+                return None
+        def status(pid, key):
+            return [line.split()[1] for line in open(f"/proc/{{pid}}/status") if line.startswith(key + ":")][0]
+        pids = sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
+        print(json.dumps({{"me": os.getpid(), "pids": pids, "commands": {{p: command(p) for p in pids}},
+                          "host": command({host}), "init_seccomp": status(1, "Seccomp"),
+                          "init_bounding": int(status(1, "CapBnd"), 16)}}))
+    """
+
+
+@contextlib.contextmanager
+def host_process():
+    """A process of the host's that the box must not see (`sleep 300`)."""
+    process = subprocess.Popen(["sleep", "300"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_the_container_has_a_pid_namespace_of_its_own_whose_proc_shows_its_processes_only():
+    with host_process() as host:
+        seen, _ = inside(PROCESSES.format(host=host.pid))
+    assert host.pid not in seen["pids"] and seen["host"] is None
+    assert set(seen["pids"]) == {1, seen["me"]}, seen["commands"]  # the container's init and the probe, no more
+    assert "gradescope_box_enter.py" in seen["commands"]["1"]
+    # The init, too, is confined as Docker confines every process of the container.
+    assert seen["init_seccomp"] == "2" and seen["init_bounding"] == sum(1 << CAP_NUMBERS[n] for n in DOCKER_CAPS)
+
+
+def test_with_the_pid_namespace_switched_off_the_container_sees_the_hosts_processes():
+    with host_process() as host:
+        seen, _ = inside(PROCESSES.format(host=host.pid), Box(evict=False, switched_off=("pid_namespace",)))
+    assert host.pid in seen["pids"] and seen["host"].split() == ["sleep", "300"], seen["host"]
+
+
+LEFTOVER = """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:  # detached, its output elsewhere: it outlives the command unless something kills it
+                quiet = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(quiet, fd)
+                time.sleep(120)
+            os._exit(0)
+        os.wait()
+    """
+
+
+def test_what_the_command_leaves_running_dies_with_the_container():
+    run = Box(evict=False).run([sys.executable, "-c", textwrap.dedent(LEFTOVER)])
+    assert run.returncode == 0 and run.survivors == 0, run.stderr[-2000:]
+
+
+def test_with_the_pid_namespace_switched_off_what_the_command_leaves_running_outlives_it():
+    run = Box(evict=False, switched_off=("pid_namespace",)).run([sys.executable, "-c", textwrap.dedent(LEFTOVER)])
+    assert run.returncode == 0 and run.survivors == 1, run.stderr[-2000:]  # (the box's cleanup kills it after)
+
+
+NETWORK = """
+        import json, socket
+        def connect(address):
+            try:
+                socket.create_connection(address, timeout=5).close()
+                return "connected"
+            except OSError as error:
+                return errno.errorcode.get(error.errno, str(error))
+        import errno
+        own = socket.create_server(("127.0.0.1", 0))  # what a Jupyter kernel does in the box
+        print(json.dumps({{"host": connect(("127.0.0.1", {port})), "own": connect(own.getsockname()),
+                          "interfaces": [name for _, name in socket.if_nameindex()]}}))
+    """
+
+
+@contextlib.contextmanager
+def host_listener():
+    """A listener on the host's loopback: (its port, whether a connection reached it)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+
+    def reached() -> bool:
+        try:
+            server.accept()[0].close()  # a completed handshake waits in the backlog, whoever closed it since
+            return True
+        except BlockingIOError:
+            return False
+
+    try:
+        yield server.getsockname()[1], reached
+    finally:
+        server.close()
+
+
+def test_the_container_has_a_network_namespace_of_its_own_with_loopback_up():
+    with host_listener() as (port, reached):
+        seen, _ = inside(NETWORK.format(port=port))
+        assert not reached()
+    assert seen["host"] == "ECONNREFUSED"  # its own loopback, up, where nothing listens on that port
+    assert seen["own"] == "connected" and seen["interfaces"] == ["lo"]
+
+
+def test_with_the_network_namespace_switched_off_the_hosts_loopback_listener_is_reached():
+    with host_listener() as (port, reached):
+        seen, _ = inside(NETWORK.format(port=port), Box(evict=False, switched_off=("network_namespace",)))
+        assert reached()
+    assert seen["host"] == "connected" and seen["own"] == "connected"
 
 
 # ---- gradings in the box (slow: minutes each on half a core) ----
