@@ -29,23 +29,16 @@ sys.path.insert(0, str(ROOT / "autograder" / "inside"))
 sys.path.insert(0, str(ROOT / "tests"))
 import files  # noqa: E402
 import isolate  # noqa: E402
+from test_policy import attempt, in_child  # noqa: E402
+from test_policy_sandbox import KERNEL_ANSWER  # noqa: E402
 
 from autograder.supervisor import filepolicy, runusers  # noqa: E402
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="users, groups and mounts need root")
 
 # Reads of torch/optim/adam.py (and its cache) by every route a student who read the grader would try.
-ROUTES = '''
-import errno, os, sys
-
-def _try(action):
-    try:
-        action()
-        return "allowed"
-    except OSError as error:  # the kernel's answer has an errno; the guard's refusal has none
-        return "guard" if error.errno is None else errno.errorcode.get(error.errno, str(error.errno))
-    except Exception as error:
-        return type(error).__name__
+ROUTES = KERNEL_ANSWER + '''
+import sys
 
 def _torch():
     import torch
@@ -111,30 +104,12 @@ def _scratch_package() -> Path:
 def _as_fresh_user(groups: list[int], body) -> dict:
     """body() in a forked child that became a fresh uid with exactly `groups`; its JSON-able result."""
     uid = runusers.fresh_user().pw_uid
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read)
-            os.setgroups(groups)
-            os.setgid(uid)
-            os.setuid(uid)
-            os.write(write, json.dumps(body()).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as stream:
-        data = stream.read()
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
-
-def _attempt(action) -> str:
-    try:
-        action()
-        return "allowed"
-    except OSError as error:
-        return os.strerror(error.errno) if error.errno else "refused"
+    def become() -> None:
+        os.setgroups(groups)
+        os.setgid(uid)
+        os.setuid(uid)
+    return in_child(body, become)
 
 
 def _reads(top: Path) -> dict:
@@ -144,13 +119,13 @@ def _reads(top: Path) -> dict:
         os.close(os.open(path, os.O_RDONLY, dir_fd=dir_fd))
 
     folder = os.open(pkg, os.O_RDONLY | os.O_DIRECTORY)
-    return {"absolute": _attempt(lambda: read(optim / "adam.py")),
-            "dir_fd": _attempt(lambda: read("optim/adam.py", dir_fd=folder)),
-            "proc_fd": _attempt(lambda: read(f"/proc/self/fd/{folder}/optim/adam.py")),
-            "dotdot": _attempt(lambda: read(pkg / "nn" / ".." / "optim" / "adam.py")),
-            "cache": _attempt(lambda: read(optim / "__pycache__" / "adam.pyc")),
-            "chmod back": _attempt(lambda: os.chmod(optim, 0o755)),
-            "sibling": _attempt(lambda: os.listdir(pkg / "nn")),
+    return {"absolute": attempt(lambda: read(optim / "adam.py")),
+            "dir_fd": attempt(lambda: read("optim/adam.py", dir_fd=folder)),
+            "proc_fd": attempt(lambda: read(f"/proc/self/fd/{folder}/optim/adam.py")),
+            "dotdot": attempt(lambda: read(pkg / "nn" / ".." / "optim" / "adam.py")),
+            "cache": attempt(lambda: read(optim / "__pycache__" / "adam.pyc")),
+            "chmod back": attempt(lambda: os.chmod(optim, 0o755)),
+            "sibling": attempt(lambda: os.listdir(pkg / "nn")),
             "layer": files.permissions_layer([str(optim)])[0]}
 
 
@@ -171,10 +146,10 @@ def test_the_permission_route_refuses_every_path_to_a_user_without_the_group_and
         for path in (optim / "adam.py", optim / "__pycache__" / "adam.pyc"):
             info = path.stat()
             assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (gid, 0o640), path
-        denied = "Permission denied"
+        denied = "EACCES"
         without = _as_fresh_user([], lambda: _reads(top))
         assert without == {"absolute": denied, "dir_fd": denied, "proc_fd": denied, "dotdot": denied,
-                           "cache": denied, "chmod back": "Operation not permitted", "sibling": "allowed",
+                           "cache": denied, "chmod back": "EPERM", "sibling": "allowed",
                            "layer": f"file policy: permissions (group {filepolicy.GROUP})"}, without
         member = _as_fresh_user([gid], lambda: _reads(top))  # the notebook run's groups: it reads them all
         assert {k: member[k] for k in ("absolute", "dir_fd", "proc_fd", "dotdot", "cache")} == dict.fromkeys(
@@ -246,22 +221,21 @@ def test_the_view_covers_the_folder_at_every_path_the_mounts_give_it():
         isolate._mount(str(top / "pkg"), str(alias), "", isolate.MS_BIND)  # a second way to pkg/optim
         paths = isolate.aliases(optim)
         before = {"view": files.view_layer([optim])[1] != "",
-                  "alias": _attempt(lambda: open(alias / "optim" / "adam.py").close())}
+                  "alias": attempt(lambda: open(alias / "optim" / "adam.py").close())}
         isolate.hide([optim])
         isolate.drop_privileges()  # as the measurement process: no capability left
         return {"paths": paths, "before": before, "layer": files.view_layer([optim])[0],
-                "direct": _attempt(lambda: open(os.path.join(optim, "adam.py")).close()),
-                "alias": _attempt(lambda: open(alias / "optim" / "adam.py").close()),
-                "unmount": _attempt(lambda: isolate._check(libc.umount2(optim.encode(), 2), "umount")),
-                "sibling": _attempt(lambda: os.listdir(top / "pkg" / "nn"))}
+                "direct": attempt(lambda: open(os.path.join(optim, "adam.py")).close()),
+                "alias": attempt(lambda: open(alias / "optim" / "adam.py").close()),
+                "unmount": attempt(lambda: isolate._check(libc.umount2(optim.encode(), 2), "umount")),
+                "sibling": attempt(lambda: os.listdir(top / "pkg" / "nn"))}
 
     try:
-        from test_policy import in_child
         seen = in_child(covered)
         assert seen["paths"] == [optim, str(alias / "optim")]
         assert seen["before"] == {"view": True, "alias": "allowed"}  # control: not covered before hide()
-        assert seen == {**seen, "layer": "file policy: read-only view", "direct": "Permission denied",
-                        "alias": "Permission denied", "unmount": "Operation not permitted", "sibling": "allowed"}
+        assert seen == {**seen, "layer": "file policy: read-only view", "direct": "EACCES",
+                        "alias": "EACCES", "unmount": "EPERM", "sibling": "allowed"}
         assert open(os.path.join(optim, "adam.py")).read() == "SECRET = 1\n"  # the rest of the host: untouched
     finally:
         subprocess.run(["rm", "-rf", str(top)], check=False)

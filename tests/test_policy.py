@@ -25,13 +25,15 @@ import guard  # noqa: E402
 import syscalls  # noqa: E402
 
 
-def in_child(body) -> dict:
-    """body() in a forked child; its JSON-able result."""
+def in_child(body, become=None) -> dict:
+    """body() in a forked child (after become(), if given: a change of user, say); its JSON-able result."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read)
+            if become is not None:
+                become()
             os.write(write, json.dumps(body()).encode())
         finally:
             os._exit(0)

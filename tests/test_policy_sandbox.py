@@ -15,17 +15,21 @@ from tests.test_sandbox import measure, mode, value  # noqa: F401, F811  (mode: 
 
 pytestmark = pytest.mark.integration
 
-ATTACKS = '''
-import errno, os, socket, subprocess, sys
+# Probe text: an attempt's outcome, "allowed", the kernel's errno name, or "guard" (the guard's refusal has none).
+KERNEL_ANSWER = '''
+import errno, os
 
 def _try(action):
     try:
         action()
         return "allowed"
-    except OSError as error:  # the kernel's answer has an errno; the guard's refusal has none
+    except OSError as error:
         return "guard" if error.errno is None else errno.errorcode.get(error.errno, str(error.errno))
     except Exception as error:
         return type(error).__name__
+'''
+ATTACKS = KERNEL_ANSWER + '''
+import socket, subprocess, sys
 
 def _optim():
     import torch
