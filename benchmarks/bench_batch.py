@@ -191,8 +191,8 @@ def worker_seconds(out: Path) -> tuple[float, float]:
         results = json.loads((record.parent / "results.json").read_text())
         staff = "".join(t["output"] for t in results["tests"] if t.get("visibility") == "hidden")
         for line in staff.splitlines():
-            if line.startswith("worker: exit"):
-                worker.append(float(line.split(", ")[1].rstrip(" s")))
+            if line.startswith("worker: ") and ", exit " in line:  # "worker: MODE sandbox, exit N, S s, ..."
+                worker.append(float(line.split(", ")[2].rstrip(" s")))
                 total.append(json.loads(record.read_text())["seconds"])
     return sum(worker) / max(len(worker), 1), sum(total) / max(len(total), 1)
 

@@ -157,12 +157,9 @@ def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = No
     g = _three_numbers(reported)
     if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
         return False
-    for scale in (1.0, 2.0, 0.5):
-        rows = torch.cat([G, G.mean(0, keepdim=True), G.sum(0, keepdim=True)]
-                         + ([course] if course is not None else [])) * scale
-        if bool(_close_rows(rows, g).any()) or _pair_mean(G * scale, g):
-            return True
-    return False
+    rows = torch.cat([G, G.mean(0, keepdim=True), G.sum(0, keepdim=True)] + ([course] if course is not None else []))
+    scales = (1.0, 2.0, 0.5)  # the cheap comparisons at every scale before any search for a pair
+    return any(bool(_close_rows(rows * s, g).any()) for s in scales) or any(_pair_mean(G * s, g) for s in scales)
 
 
 def matching_samples(X: list, y: list, trajectory: list, gradients: list) -> list[int | None]:

@@ -36,6 +36,7 @@ def main(grade: Callable[..., dict] | None = None) -> int:
     os.dup2(2, 1)  # start-up noise goes where the batch sent our stderr: the first job's log
     # So a crash loses nothing of a job's log. (sys.stdout is a TextIOWrapper here; typeshed says TextIO.)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: as autograder/__main__.py says
     if grade is None:
         from autograder.grade import grade as real_grade  # after the redirection: its imports may print
         grade = real_grade
