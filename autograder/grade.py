@@ -15,9 +15,10 @@ from autograder.assignment import ASSIGNMENTS, Assignment, Call, Seeds, assignme
 from autograder.errors import SubmissionError
 from autograder.limits import Limits
 from autograder.notebook import Notebook, find_notebooks, load_notebook
-from autograder.plugin import Submission, run_cases
+from autograder.plugin import Submission, import_cases_soon, run_cases
 from autograder.results import build_results, failure_results, write_results
 from autograder.sandbox import run_worker
+from autograder.supervisor.memory import room_to_overlap
 from autograder.supervisor.zygotes import close_warm_starts, warm_start
 
 __all__ = ["grade", "build_request", "measure"]
@@ -106,11 +107,18 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
     reference = LazyReference(f"autograder.assignments.{assignment.name}.reference")
     # Before the sandbox, in a child that exits: what making the calls and the reference's answers import (torch,
     # transformers) is not held by the grader while the student's processes run, and each call's CPU cost
-    # calibrates that call's CPU budget in the sandbox.
+    # calibrates that call's CPU budget in the sandbox. Where memory is plentiful the zygote boots beside that
+    # child and the cases' imports load while the sandbox runs; in Gradescope's box each waits its turn.
+    overlap = room_to_overlap()
+    if overlap:
+        warm_start(assignment.preload, config=config)
     calls, expected, costs = prepared_calls(lambda: assignment.make_calls(notebook, seeds), reference)
     warm_start(assignment.preload, config=config)
+    loading = import_cases_soon(assignment.cases_path) if overlap else None  # after the fork above
     request = build_request(notebook, assignment, calls, run_seed=seeds("notebook run"), reference_cpu=costs)
     run = run_worker(request, assignment.limits, protected, assignment.preload, config)
+    if loading is not None:
+        loading.join()
     if not keep_warm:
         close_warm_starts()
     reply = dict(run.reply) if run.reply is not None else None

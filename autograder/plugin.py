@@ -8,8 +8,10 @@ case's failure message is its feedback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ from autograder.errors import NotRun
 from autograder.notebook import Notebook
 from autograder.rubric import Row, check_matches
 
-__all__ = ["CaseResult", "NeedsReview", "Submission", "run_cases"]
+__all__ = ["CaseResult", "NeedsReview", "Submission", "run_cases", "import_cases_soon"]
+
+ENGINE_ROOT = Path(__file__).resolve().parent.parent  # where `autograder` is importable from
 
 INI = Path(__file__).with_name("cases.ini")
 GRADER_ERROR = ("**Not your error:** the grader itself failed while checking this result. Your course staff will "
@@ -158,6 +162,21 @@ def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) 
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")
     check_matches(rubric, [r.number for r in collector.results], str(cases_path))
     return _said_once(sorted(collector.results, key=lambda r: _number_key(r.number))), log.getvalue()
+
+
+def import_cases_soon(cases_path: Path) -> threading.Thread:
+    """Import the cases' module, and so what it imports (torch, for Part 1), in a thread: run_cases, which has pytest
+    import the file again under pytest's own name, then finds those imports loaded. Never while this process may
+    fork a child that imports: a module lock held by this thread at the fork would never be released there."""
+    name = ".".join(cases_path.resolve().relative_to(ENGINE_ROOT).with_suffix("").parts)
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # run_cases imports it again and reports what went wrong
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="cases import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _said_once(results: list[CaseResult]) -> list[CaseResult]:

@@ -162,7 +162,8 @@ def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = No
     return any(bool(_close_rows(rows * s, g).any()) for s in scales) or any(_pair_mean(G * s, g) for s in scales)
 
 
-def _trusted(every: torch.Tensor, reported, course_data: tuple | None, theta: torch.Tensor) -> bool:
+def _trusted(every: torch.Tensor, reported, course_data: tuple[torch.Tensor, torch.Tensor] | None,
+             theta: torch.Tensor) -> bool:
     """is_loss_gradient(every, reported, the course data's gradients), its common case first: the gradient at one
     of the problem's samples (a correct optimizer's every step) needs no other candidate built."""
     g = _three_numbers(reported)
