@@ -126,6 +126,8 @@ def grade_notebook(notebook: Notebook, assignment: Assignment, notes: list[str],
                             _expected=expected, review=run.review)
     cases, pytest_log = run_cases(assignment.cases_path, submission, assignment.rubric(config))
     staff = run.notes + (["using the development secret: hidden seeds are predictable"] if is_default else [])
+    staff.append("start-up: " + ("overlapped with the sandbox (memory to spare)" if overlap else
+                                 "one step at a time (the container's memory is tight)"))
     staff += [f"GRADER ERROR in test {case.number}: needs review (traceback below)" for case in cases
               if case.grader_error]
     staff.append(f"worker: {run.mode} sandbox, exit {run.returncode}, {run.wall_seconds:.1f} s, peak memory "
