@@ -8,7 +8,8 @@ it may fail), turned into points with the assignment's rubric.yml. A row matches
 in, the failed tests lie between the two, the score is the sum of the passed tests' points and the cheap checks
 the corpus tests state hold: no `needs_review` for a notebook that deserves full marks, the summary of the course
 notebooks says "without errors" and nothing about ctypes, the staff log names the measurement's policy layers
-(seccomp, Landlock, the torch.optim guard) and the fallback sandbox (the box refuses namespaces).
+(seccomp, Landlock, the torch.optim guard), the fallback sandbox (the box refuses namespaces) and a start-up
+one step at a time (the 768 MiB box leaves no room to overlap it with the sandbox).
 attack_network's row also mismatches when it reached a listener on the host's loopback: the fallback's notebook
 run has the container's network (docs/trust_model.md), and the box, as Docker, gives the container a loopback of
 its own.
@@ -95,6 +96,8 @@ def problems(name: str, figures: dict) -> list[str]:
         found.append(f"policy layers: {layers.group(1) if layers else 'no such line in the staff log'}")
     if not any(line.startswith("FALLBACK SANDBOX") for line in log.splitlines()):
         found.append("the staff log does not say FALLBACK SANDBOX: did the box let bubblewrap make namespaces?")
+    if "start-up: one step at a time" not in log:  # 768 MiB: the grader must not hold torch beside the sandbox
+        found.append("the start-up overlapped the sandbox in the 768 MiB box")
     return found
 
 
