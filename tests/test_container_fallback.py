@@ -315,6 +315,7 @@ def test_the_fallback_grades_the_solution_full_and_the_template_zero(tmp_path, a
     assert run.oom_kills == 0
     log = staff_log(solution)
     assert "FALLBACK SANDBOX" in log and "bubblewrap refused" in log and "no cgroups" in log
+    assert "start-up: one step at a time" in log  # 768 MiB: no torch in the grader beside the sandbox
     # The watchdog measured the run without ptrace (it read 0 MB forever with smaps_rollup).
     peak = float(re.search(r"memory: peak ([\d.]+) MB \(statm\)", log).group(1))
     assert peak > 20
