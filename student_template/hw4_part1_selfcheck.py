@@ -162,12 +162,12 @@ def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = No
     return any(bool(_close_rows(rows * s, g).any()) for s in scales) or any(_pair_mean(G * s, g) for s in scales)
 
 
-def _trusted(every: torch.Tensor, reported, course_data: tuple[torch.Tensor, torch.Tensor] | None,
-             theta: torch.Tensor) -> bool:
-    """is_loss_gradient(every, reported, the course data's gradients), its common case first: the gradient at one
-    of the problem's samples (a correct optimizer's every step) needs no other candidate built."""
-    g = _three_numbers(reported)
-    if g is not None and bool((g != 0).any()) and _matching(every, reported) is not None:
+def _trusted(every: torch.Tensor, reported, matched: torch.Tensor | None,
+             course_data: tuple[torch.Tensor, torch.Tensor] | None, theta: torch.Tensor) -> bool:
+    """is_loss_gradient(every, reported, the course data's gradients), its common case first: a gradient equal to
+    one sample's (`matched`: _matching(every, reported)), a correct optimizer's every step, needs no other
+    candidate built."""
+    if matched is not None and bool((torch.tensor(reported, dtype=torch.float64) != 0).any()):
         return True
     return is_loss_gradient(every, reported, _gradients(*course_data, theta) if course_data is not None else None)
 
@@ -243,9 +243,9 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
         got = torch.tensor(reached, dtype=torch.float64)
         reported = gradients[step] if gradients and step < len(gradients) else None
         every = _gradients(Xt, yt, theta)
-        if own and _trusted(every, reported, course_data, theta):
-            rows_used = _matching(every, reported)
-            rows_used = rows_used[:1] if rows_used is not None else torch.tensor([-1])
+        matched = _matching(every, reported) if own else None
+        if own and _trusted(every, reported, matched, course_data, theta):
+            rows_used = matched[:1] if matched is not None else torch.tensor([-1])
             G = torch.tensor(reported, dtype=torch.float64)[None, :]
         else:
             G = _effective(kind, every, mistake)

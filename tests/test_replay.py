@@ -103,6 +103,22 @@ def test_which_gradients_count_as_the_losss():
         assert not rule.is_loss_gradient(G, bad), bad
 
 
+def test_the_shortcut_for_a_samples_gradient_trusts_exactly_what_is_loss_gradient_trusts():
+    """replay tries `_trusted` (one sample's gradient first) where is_loss_gradient is the rule: the same answers."""
+    X, y = problem()
+    theta = torch.tensor(rule.START, dtype=torch.float64)
+    G = rule._gradients(X.double(), y.double().reshape(-1), theta)
+    course = (X[:4].double() * 1.3, y[:4].double().reshape(-1))
+    course_rows = rule._gradients(*course, theta)
+    zero_row = rule._gradients(X.double(), (X.double() @ theta[:2] + theta[2]), theta)  # every row's gradient is 0
+    cases = [G[7].tolist(), ((G[3] + G[11]) / 2).tolist(), G.mean(0).tolist(), (G[5] / 2).tolist(),
+             course_rows[2].tolist(), [0.0, 0.0, 0.0], [float("nan"), 1.0, 2.0], [float("inf")] * 3, [1.0, 2.0],
+             "text", None, [1.0, 2.0, "x"], [0.123, -4.56, 7.89], (G[2] * (1 + 5e-4)).tolist()]
+    for every, reported in [(G, c) for c in cases] + [(zero_row, [0.0, 0.0, 0.0]), (zero_row, [1e-7, 0.0, 0.0])]:
+        shortcut = rule._trusted(every, reported, rule._matching(every, reported), course, theta)
+        assert shortcut == rule.is_loss_gradient(every, reported, course_rows), reported
+
+
 def test_matching_samples_names_each_steps_row():
     X, y = problem()
     trajectory, gradients, used = run(part1.SGD(lr=0.03), X, y, steps=8)
