@@ -78,6 +78,16 @@ def test_an_update_rule_bug_is_not_charged_to_the_start_or_the_gradient():
     assert not any("one training sample" in text for text in found.values())
 
 
+def test_a_gradient_at_parameters_the_update_rule_made_nan_is_not_charged_to_sampling():
+    """t never counted: 1 - β⁰ = 0, so step 1 leaves NaN parameters, and every later gradient is NaN. That is the
+    update rule's fault (5.1, 5.5); the gradient at step 1, at finite parameters, is right (5.2 passes)."""
+    adam = inspect.getsource(part1.Adam).replace("self.t += 1", "pass")
+    assert adam != inspect.getsource(part1.Adam)
+    found = judged(scope_with(Adam=adam))
+    assert found["5.1"] and found["5.5"] and found["5.2"] == ""
+    assert not any("one training sample" in text for text in found.values())
+
+
 def test_a_zero_start_is_named_from_the_steps_when_the_state_cannot_be_read():
     adagrad = style.LAZY_DICT_ADAM and inspect.getsource(part1.AdaGrad).replace(
         "self.accumulator = (torch.full((1, 2), 0.1), torch.tensor(0.1))", "self.accumulator = None").replace(

@@ -66,8 +66,9 @@ EXPECTED_FAILURES = {
     # 5.1 judges the start (m, v, t at 0, t counting), not the update rule: the missing correction is charged once.
     "adam_no_bias_correction": ({"5.3", "5.4", "5.5"}, {"5.3", "5.4", "5.5", "5.6"}),
     "adam_eps_inside_sqrt": ({"5.3", "5.5"}, ADAM),  # visible only when epsilon is large
-    "adam_t_not_incremented": ({"5.1", "5.3", "5.4", "5.5"}, ADAM),
-    "adam_t_fixed_at_one": ({"5.1", "5.3", "5.4", "5.5"}, ADAM),
+    # t at 0: step 1 divides by 0 and leaves NaN; the gradient at step 1 was right, later ones are at NaN: not 5.2's.
+    "adam_t_not_incremented": ({"5.1", "5.3", "5.4", "5.5"}, ADAM - {"5.2"}),
+    "adam_t_fixed_at_one": ({"5.1", "5.3", "5.4", "5.5"}, ADAM - {"5.2"}),
     "adagrad_accumulator_zero": ({"4.1", "4.3", "4.5"}, ADAGRAD),  # 0.1 matters for small gradients
     "adagrad_eps_inside_sqrt": ({"4.3", "4.5"}, ADAGRAD),
     "adagrad_no_sqrt": ({"4.3", "4.4", "4.5"}, ADAGRAD),
