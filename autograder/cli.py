@@ -5,11 +5,10 @@ work in grade.py. The staff's commands (build, batch) are in autograder/staff/cl
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
+from autograder.argv import hidden
 from autograder.assignment import detect_assignment, dev_secret_warning, load_assignment
 from autograder.config import GraderConfig, from_environment
 from autograder.errors import InputError, SubmissionError
@@ -27,27 +26,9 @@ EXAMPLES = [
 ]
 
 
-ARGV_VARIABLE = "AUTOGRADER_PRIVATE_ARGV"
-
-
-def private_argv(entry: str = "autograder.cli") -> list[str] | None:
-    """The command line, kept out of /proc/PID/cmdline, which every user can read (and a sandboxed run in the
-    fallback is a user of its own): as root, the process re-executes itself (`entry`'s main) with its arguments
-    in its environment, which only its own user can read. None: use sys.argv as it is."""
-    hidden = os.environ.pop(ARGV_VARIABLE, None)
-    if hidden is not None:
-        return json.loads(hidden)
-    if os.geteuid() != 0 or not sys.argv[1:]:
-        return None
-    sys.stdout.flush()
-    sys.stderr.flush()
-    boot = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from {entry} import main; sys.exit(main())"
-    os.execve(sys.executable, [sys.executable, "-c", boot], {**os.environ, ARGV_VARIABLE: json.dumps(sys.argv[1:])})
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
-        argv = private_argv()
+        argv = hidden()  # as root, `python -m autograder` moved the arguments off the command line (argv.py)
     parser = argparse.ArgumentParser(
         prog="run_autograder",
         description="With no arguments, grade /autograder/submission as Gradescope does.")

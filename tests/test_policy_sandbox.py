@@ -152,14 +152,14 @@ def test_a_batchs_folder_is_not_on_the_graders_command_line_and_the_folder_is_cl
                                 str(folder / "up.zip")], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline, seen = time.monotonic() + 120, ""
-        while time.monotonic() < deadline and "import main" not in seen and process.poll() is None:
+        while time.monotonic() < deadline and "run_module" not in seen and process.poll() is None:
             time.sleep(0.2)
             try:
                 seen = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode().replace("\0", " ")
             except OSError:
                 break
         assert process.poll() is None, process.stdout.read().decode()[-2000:]
-        assert "import main" in seen and folder.name not in seen, seen  # re-executed (the staff CLI), the folder gone
+        assert "run_module" in seen and folder.name not in seen, seen  # re-executed, the folder gone
         assert os.stat(f"/proc/{process.pid}/environ").st_mode & 0o077 == 0  # where it went: owner-only
     finally:
         try:  # unblock the grader; it may close the pipe before this write lands (it cannot seek a pipe)

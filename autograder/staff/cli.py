@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from autograder import cli
+from autograder.argv import hidden
 from autograder.config import GraderConfig, from_environment
 from autograder.errors import BuildError, InputError
 
@@ -19,8 +20,8 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # the batch's folders are the classmates' notebooks: off the command line every user can read
-        argv = cli.private_argv("autograder.staff.cli")
+    if argv is None:  # the batch's folders are the classmates' notebooks: off the command line (autograder/argv.py)
+        argv = hidden()
     parser = argparse.ArgumentParser(
         prog="run_autograder",
         description="With no arguments, grade /autograder/submission as Gradescope does.")
