@@ -81,8 +81,10 @@ def hog(args):
         blocks.append(bytearray(50 * 2**20))
 
 def allocate(args):
+    import time
     block = bytearray(args["mb"] * 2**20)
     block[::4096] = b"1" * len(block[::4096])
+    time.sleep(3)  # held: in the full sandbox only the watchdog's samples (every 0.2 s) can see it
     return "allocated"
 
 def hang(args):
@@ -240,7 +242,9 @@ def test_a_memory_hog_is_stopped_by_the_memory_limit_and_costs_only_its_own_chec
 
 
 def test_the_memory_limit_is_what_stops_an_allocation(mode):
-    """600 MB: stopped under a 400 MB limit; the control, the same allocation under 1200 MB, completes."""
+    """600 MB, held: stopped under a 400 MB limit; the control, the same allocation under 1200 MB, completes.
+    Held for 3 s: the full sandbox has no cgroup of its own (docs/trust_model.md), so a burst freed within one of
+    the watchdog's 0.2 s samples can pass; under CI's load an allocation returned at once passed this way."""
     stopped = measure([("allocate", "allocate", {"mb": 600}, 60)],
                       limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
     assert stopped.memory_exceeded and stopped.reply["probes"]["allocate"].get("stopped") == "memory", stopped.notes
