@@ -44,8 +44,9 @@ class Call:
         return {"name": self.name, "entry": self.entry, "args": self.args, "timeout": self.timeout, "seed": self.seed}
 
     def key(self) -> str:
-        """Identifies what the reference computes for it (the name is not part of that)."""
-        return json.dumps([self.entry, self.args], sort_keys=True)
+        """Identifies what the reference computes for it (the name is not part of that): a digest, since the answers'
+        store keeps hundreds of keys and a call's arguments can be large."""
+        return hashlib.sha256(json.dumps([self.entry, self.args], sort_keys=True).encode()).hexdigest()
 
 
 class Seeds:

@@ -12,7 +12,7 @@ sampler is fine.
 When a step breaks the rule it says which step, what was expected, what your code gave, and the likely mistake.
 The grader also runs your classes on problems of its own; passing here is a good sign, not a promise.
 Nothing here is the solution: the update rule it checks is the one written in the notebook. Your notebook's
-random number generators are left as they were. Needs only torch; runs offline in a few seconds.
+random number generators are left as they were. Needs only torch and numpy; runs offline in a few seconds.
 
 This file is generated (student_template/selfcheck.py in the course's autograder kit); do not edit it.
 """

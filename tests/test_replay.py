@@ -1,6 +1,7 @@
 """replay.py on its own, in process: the update rules step by step, judged on the optimizer's own gradients where
 that is asked for, which reported gradients are trusted, and which samples each step used."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,7 +92,7 @@ def test_a_made_up_gradient_is_not_trusted():
 
 def test_which_gradients_count_as_the_losss():
     X, y = problem()
-    G = rule._gradients(X.double(), y.double().reshape(-1), torch.tensor(rule.START, dtype=torch.float64))
+    G = rule._gradients(X.double().numpy(), y.double().reshape(-1).numpy(), rule._array(rule.START))
     assert rule.is_loss_gradient(G, G[7].tolist())
     assert rule.is_loss_gradient(G, ((G[3] + G[11]) / 2).tolist())  # two samples
     assert rule.is_loss_gradient(G, G.mean(0).tolist()) and rule.is_loss_gradient(G, G.sum(0).tolist())
@@ -99,23 +100,26 @@ def test_which_gradients_count_as_the_losss():
     course = G[:3] * 1.7 + 0.2  # any rows given as the course data's
     assert rule.is_loss_gradient(G, course[1].tolist(), course) and not rule.is_loss_gradient(G, course[1].tolist())
     for bad in ([0.0, 0.0, 0.0], [float("nan"), 1.0, 2.0], [1.0, 2.0], "text", None, [1.0, 2.0, "x"],
-                [0.123, -4.56, 7.89]):
+                [0.123, -4.56, 7.89], [str(x) for x in G[7].tolist()], [None, 1.0, 2.0], [10 ** 400, 1, 2]):
         assert not rule.is_loss_gradient(G, bad), bad
 
 
 def test_the_shortcut_for_a_samples_gradient_trusts_exactly_what_is_loss_gradient_trusts():
     """replay tries `_trusted` (one sample's gradient first) where is_loss_gradient is the rule: the same answers."""
     X, y = problem()
-    theta = torch.tensor(rule.START, dtype=torch.float64)
-    G = rule._gradients(X.double(), y.double().reshape(-1), theta)
-    course = (X[:4].double() * 1.3, y[:4].double().reshape(-1))
-    course_rows = rule._gradients(*course, theta)
-    zero_row = rule._gradients(X.double(), (X.double() @ theta[:2] + theta[2]), theta)  # every row's gradient is 0
+    theta, X, y = rule._array(rule.START), X.double().numpy(), y.double().reshape(-1).numpy()
+    data, course = rule._Problem(X, y), rule._Problem(X[:4] * 1.3, y[:4])
+    G, course_rows = rule._gradients(X, y, theta), rule._gradients(X[:4] * 1.3, y[:4], theta)
+    zero = rule._Problem(X, X @ theta[:2] + theta[2])  # every row's gradient is 0
     cases = [G[7].tolist(), ((G[3] + G[11]) / 2).tolist(), G.mean(0).tolist(), (G[5] / 2).tolist(),
              course_rows[2].tolist(), [0.0, 0.0, 0.0], [float("nan"), 1.0, 2.0], [float("inf")] * 3, [1.0, 2.0],
              "text", None, [1.0, 2.0, "x"], [0.123, -4.56, 7.89], (G[2] * (1 + 5e-4)).tolist()]
-    for every, reported in [(G, c) for c in cases] + [(zero_row, [0.0, 0.0, 0.0]), (zero_row, [1e-7, 0.0, 0.0])]:
-        shortcut = rule._trusted(every, reported, rule._matching(every, reported), course, theta)
+    for where, reported in [(data, c) for c in cases] + [(zero, [0.0, 0.0, 0.0]), (zero, [1e-7, 0.0, 0.0])]:
+        residuals = where.residuals(theta)
+        every = where.gradients(residuals)
+        matched = rule._matching_at(where, residuals, reported)
+        assert (matched is None) == (rule._matching(every, reported) is None), reported
+        shortcut = rule._trusted(where, residuals, reported, matched, course, theta)
         assert shortcut == rule.is_loss_gradient(every, reported, course_rows), reported
 
 
@@ -132,14 +136,15 @@ def test_matching_samples_names_each_steps_row():
 def test_diagnose_names_an_update_rule_mistake_on_own_gradients(mistake, kind, kwargs):
     """The mistaken rule's run, on a two-sample gradient: replayed on its own gradients, the mistake is named."""
     X, y = problem()
-    G0 = rule._gradients(X.double(), y.double().reshape(-1), torch.tensor(rule.START, dtype=torch.float64))
-    theta, state, trajectory, gradients = torch.tensor(rule.START, dtype=torch.float64), rule._state(kind, mistake), [], []
+    X64, y64 = X.double().numpy(), y.double().reshape(-1).numpy()
+    G0 = rule._gradients(X64, y64, rule._array(rule.START))
+    theta, state, trajectory, gradients = rule._array(rule.START), rule._state(kind, mistake), [], []
     torch.manual_seed(1)
     for _ in range(6):
-        rows = torch.randint(0, ROWS, (2,))
-        g = rule._gradients(X.double(), y.double().reshape(-1), theta)[rows].mean(0)
+        rows = torch.randint(0, ROWS, (2,)).numpy()
+        g = rule._gradients(X64, y64, theta)[rows].mean(0)
         update, new = rule._candidates(kind, {**rule.DEFAULTS[kind], **kwargs}, theta, g[None], state, mistake)
-        state = rule._keep(new, torch.tensor([0]), torch.tensor([0])) if new else state
+        state = rule._keep(new, np.array([0]), np.array([0])) if new else state
         theta = theta - update[0, 0]
         gradients.append(g.tolist())
         trajectory.append(theta.tolist())

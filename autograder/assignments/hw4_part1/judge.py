@@ -8,11 +8,12 @@ run tests judge the update rule alone. Observations are untrusted JSON: anything
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
 from typing import TypeGuard
 
-import torch
+import numpy as np
 
 from autograder.assignments.hw4_part1 import replay as rule
 from autograder.assignments.hw4_part1.reference import course_problem
@@ -30,9 +31,15 @@ METHODS = {"__init__": "`{name}(...)` (its `__init__`)", "LinearModel()": "`Line
 
 
 @functools.lru_cache(maxsize=1)
-def course() -> list:
-    """The course data [X, y] (the notebook's X_train, y_train), computed here once."""
-    return list(course_problem())
+def course() -> tuple[np.ndarray, np.ndarray]:
+    """The course data (X, y) (the notebook's X_train, y_train), computed here once."""
+    X, y = course_problem()
+    return rule._array(X), rule._array(y)
+
+
+def unpacked(packed: dict) -> np.ndarray:
+    """The float32 array hw4_part1.packed wrote: a hidden problem's X or y, from the grader's own call."""
+    return np.frombuffer(base64.b64decode(packed["float32"]), dtype=np.float32).reshape(packed["shape"])
 
 
 def apart(expected: list, got: list) -> tuple[str, str]:
@@ -60,7 +67,7 @@ def _observation(submission, name: str, run: str):
     """(measurement, X, y, hyper-parameters, steps asked), the measurement's trajectory checked for shape."""
     got = submission.probe(f"{name}:{run}")
     args = submission.calls[f"{name}:{run}"].args
-    X, y = course() if run == "public" else (args["X"], args["y"])
+    X, y = course() if run == "public" else (unpacked(args["X"]), unpacked(args["y"]))
     if not isinstance(got, dict) or not isinstance(got.get("trajectory"), list):
         raise AssertionError(f"`{name}` could not be measured: its run returned nothing readable.")
     for index, row in enumerate(got["trajectory"]):
@@ -104,33 +111,33 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
     raise AssertionError("\n\n".join(lines))
 
 
+@np.errstate(all="ignore")  # a reported infinity is compared, not warned about
 def _gradient_hint(name: str, X: list, y: list, theta: list, g: list) -> str:
     """The mistake a wrong gradient shows, by evidence: which gradient of the loss it equals."""
-    every = rule._gradients(torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64).reshape(-1),
-                            torch.tensor(theta, dtype=torch.float64))
+    every = rule._gradients(rule._array(X), rule._array(y).reshape(-1), rule._array(theta))
     course_X, course_y = course()
-    on_course = rule._gradients(torch.tensor(course_X, dtype=torch.float64).reshape(-1, 2),
-                                torch.tensor(course_y, dtype=torch.float64).reshape(-1),
-                                torch.tensor(theta, dtype=torch.float64))
-    wanted = every.mean(0, keepdim=True) if name == "GD" else every
-    course_rows = on_course.mean(0, keepdim=True) if name == "GD" else on_course
-    mine = torch.tensor(g, dtype=torch.float64)
-    if bool(rule._close_rows(wanted / 2, mine).any()):
+    on_course = rule._gradients(rule._array(course_X).reshape(-1, 2), rule._array(course_y).reshape(-1),
+                                rule._array(theta))
+    wanted = every.mean(0, keepdims=True) if name == "GD" else every
+    course_rows = on_course.mean(0, keepdims=True) if name == "GD" else on_course
+    mine = rule._array(g)
+    if rule._close_rows(wanted / 2, mine).any():
         return "Likely mistake: the factor 2 of the squared error's gradient is missing."
-    if bool(rule._close_rows(course_rows, mine).any()):
+    if rule._close_rows(course_rows, mine).any():
         return ("Likely mistake: `calculate_gradient` reads the notebook's `X_train` and `y_train` instead of its "
                 "arguments `X` and `y`; the grader calls it with data of its own.")
     if name == "GD":
-        if bool(rule._close_rows(every.sum(0, keepdim=True), mine).any()):
+        if rule._close_rows(every.sum(0, keepdims=True), mine).any():
             return "Likely mistake: the gradient sums over the samples instead of taking their mean."
         return ""
-    if bool(rule._close_rows(every.mean(0, keepdim=True), mine).any()):
+    if rule._close_rows(every.mean(0, keepdims=True), mine).any():
         return "Likely mistake: each step uses the whole training set instead of one random sample. " + SAMPLING_HINT
     if rule._pair_mean(every, mine):
         return "Likely mistake: each step uses two training samples instead of one. " + SAMPLING_HINT
     return SAMPLING_HINT
 
 
+@np.errstate(all="ignore")
 def check_gradient(submission, name: str) -> None:
     """The first gradient is the loss's gradient (over the whole set for GD, at one sample otherwise); for AdaGrad
     and Adam, at every step, at one sample, and not the same one every time."""
@@ -151,10 +158,8 @@ def check_gradient(submission, name: str) -> None:
                                  f"at step {index + 1} yours "
                                      + (f"has {len(reported)}." if isinstance(reported, list) else "does not."))
         if name == "GD":
-            G = rule._gradients(torch.tensor(X, dtype=torch.float64),
-                                torch.tensor(y, dtype=torch.float64).reshape(-1),
-                                torch.tensor(theta, dtype=torch.float64)).mean(0, keepdim=True)
-            good = bool(rule._close_rows(G, torch.tensor(reported, dtype=torch.float64)).any())
+            G = rule._gradients(rule._array(X), rule._array(y).reshape(-1), rule._array(theta)).mean(0, keepdims=True)
+            good = bool(rule._close_rows(G, rule._array(reported)).any())
             closest = G[0].tolist()
         else:
             good = samples[index] is not None

@@ -7,6 +7,7 @@ The grader's cases (cases.py) judge them: the optimizers' runs step by step agai
 The reference answers for forward and loss come from the same functions called with the solution's classes.
 """
 
+import base64
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,6 +27,12 @@ def _flat(value) -> list:
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", torch.float64).reshape(-1).tolist()
     return torch.as_tensor(value, dtype=torch.float64).detach().reshape(-1).tolist()
+
+
+def unpacked(packed: dict) -> torch.Tensor:
+    """The float32 tensor hw4_part1.packed wrote."""
+    data = bytearray(base64.b64decode(packed["float32"]))  # writable: torch warns about a read-only buffer
+    return torch.frombuffer(data, dtype=torch.float32).reshape(packed["shape"])
 
 
 def _readable(grads):
@@ -121,7 +128,7 @@ def probe_optimizer(args: dict) -> dict:
     """A hidden problem (X, y given), the generators seeded by the measurement process for this call."""
     Optimizer = _autograder.load(args["class"])
     Model = _autograder.load("LinearModel", not_base="Module")
-    X, y = torch.tensor(args["X"]), torch.tensor(args["y"])
+    X, y = unpacked(args["X"]), unpacked(args["y"])
     _reseed(args.get("seed", 0))
     return measure_optimizer(Optimizer, Model, X, y, args["kwargs"],
                              args["steps"], describe=_autograder.describe)

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Replay", "replay", "diagnose", "RTOL", "ATOL", "is_loss_gradient", "matching_samples",
            "OWN_GRADIENTS"]
@@ -57,22 +61,43 @@ class Replay:
         return self.first_bad is None
 
 
-def _gradients(X: torch.Tensor, y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def _array(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+class _Problem:
+    """A problem's inputs with a column of ones, stored by feature ((3, N): numpy is several times faster along
+    the long axis), and its targets: each sample's gradient at theta comes from one product."""
+
+    def __init__(self, X: ArrayLike, y: ArrayLike):
+        X = _array(X).reshape(-1, 2)
+        self.design, self.y = np.vstack([X.T, np.ones(len(X))]), _array(y).reshape(-1)
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        """(N,): twice each sample's residual, which is also its gradient in b."""
+        return 2 * (theta @ self.design - self.y)
+
+    def gradients(self, residuals: np.ndarray, rows=slice(None)) -> np.ndarray:
+        """(N, 3) (or those `rows`): the squared error's gradient in (w1, w2, b) at each sample."""
+        return (self.design[:, rows] * residuals[rows]).T
+
+
+def _gradients(X: ArrayLike, y: ArrayLike, theta: np.ndarray) -> np.ndarray:
     """(N, 3): the squared error's gradient in (w1, w2, b) at each sample."""
-    error = X @ theta[:2] + theta[2] - y
-    return 2 * error[:, None] * torch.cat([X, torch.ones(len(X), 1, dtype=X.dtype)], 1)
+    problem = _Problem(X, y)
+    return problem.gradients(problem.residuals(theta))
 
 
 def _state(kind: str, mistake: str | None) -> dict:
     """A beam of one state: AdaGrad's accumulator or Adam's moments, one row per state still consistent."""
     if kind == "AdaGrad":
-        return {"acc": torch.full((1, 3), 0.0 if mistake == "accumulator_from_zero" else 0.1, dtype=torch.float64)}
+        return {"acc": np.full((1, 3), 0.0 if mistake == "accumulator_from_zero" else 0.1)}
     if kind == "Adam":
-        return {"m": torch.zeros(1, 3, dtype=torch.float64), "v": torch.zeros(1, 3, dtype=torch.float64), "t": 0}
+        return {"m": np.zeros((1, 3)), "v": np.zeros((1, 3)), "t": 0}
     return {}
 
 
-def _effective(kind: str, G: torch.Tensor, mistake: str | None) -> torch.Tensor:
+def _effective(kind: str, G: np.ndarray, mistake: str | None) -> np.ndarray:
     """The gradients a step may use, (K, 3): one per sample, or the batch's (GD, a full-batch mistake)."""
     if mistake == "half_gradient":
         G = G / 2
@@ -81,90 +106,111 @@ def _effective(kind: str, G: torch.Tensor, mistake: str | None) -> torch.Tensor:
     return G
 
 
-def _three_numbers(reported) -> torch.Tensor | None:
-    """The reported gradient as a (3,) tensor, or None when it is anything else (the student's code decides what
-    calculate_gradient returns: strings, None, nested lists)."""
+def _finite_three(reported) -> np.ndarray | None:
+    """The reported gradient as a (3,) array, or None when it is anything but three finite numbers (the student's
+    code decides what calculate_gradient returns: strings, None, nested lists, NaN)."""
     if not isinstance(reported, list) or len(reported) != 3:
         return None
     try:
-        g = torch.tensor(reported, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in reported):
+            return None
+    except OverflowError:  # an integer too large for a float
         return None
-    return g if g.shape == (3,) else None
+    return _array(reported)
 
 
-def _matching(G: torch.Tensor, reported) -> torch.Tensor | None:
+def _matching(G: np.ndarray, reported) -> np.ndarray | None:
     """Rows of G equal to the gradient the student's calculate_gradient returned (None: no usable report)."""
-    g = _three_numbers(reported)
-    if g is None or not bool(torch.isfinite(g).all()):
+    g = _finite_three(reported)
+    if g is None:
         return None
-    distance = ((G - g).abs() / (1e-5 + RTOL * G.abs())).amax(1)
-    rows = torch.nonzero(distance <= 1).flatten()
+    return _equal_rows(G[:, 2], lambda rows: G[rows], g)
+
+
+def _matching_at(problem: _Problem, residuals: np.ndarray, reported) -> np.ndarray | None:
+    """_matching(problem.gradients(residuals), reported), building only the rows that b's column lets through."""
+    g = _finite_three(reported)
+    if g is None:
+        return None
+    return _equal_rows(residuals, lambda rows: problem.gradients(residuals, rows), g)
+
+
+def _equal_rows(b_column: np.ndarray, rows_of, g: np.ndarray) -> np.ndarray | None:
+    rows = np.flatnonzero(_distance(b_column, g[2]) <= 1)  # b's column first: few rows get past it
+    if len(rows):
+        rows = rows[(_distance(rows_of(rows), g) <= 1).all(1)]
     return rows if len(rows) else None
 
 
-def _close_rows(G: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    return ((G - g).abs() <= 1e-5 + RTOL * G.abs()).all(-1)
+def _distance(G: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """|G - g| in units of the tolerance (NaN where either is not finite enough to compare)."""
+    return np.abs(G - g) / (1e-5 + RTOL * np.abs(G))
 
 
-def _pair_mean(G: torch.Tensor, g: torch.Tensor) -> bool:
+def _close_rows(G: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return (np.abs(G - g) <= 1e-5 + RTOL * np.abs(G)).all(-1)
+
+
+def _pair_mean(G: np.ndarray, g: np.ndarray) -> bool:
     """Whether g is the mean of two rows of G: for each row i, is 2g - G[i] another row? (by its last column)"""
     target = 2 * g - G
-    order = torch.argsort(G[:, 2])
-    position = torch.searchsorted(G[order, 2].contiguous(), target[:, 2].contiguous())
+    order = np.argsort(G[:, 2], kind="stable")
+    position = np.searchsorted(G[order, 2], target[:, 2])
     for offset in (-1, 0, 1):
-        partner = order[(position + offset).clamp(0, len(G) - 1)]
-        if bool(_close_rows(G[partner], target).any()):
+        partner = order[np.clip(position + offset, 0, len(G) - 1)]
+        if _close_rows(G[partner], target).any():
             return True
     return False
 
 
-def is_loss_gradient(G: torch.Tensor, reported, course: torch.Tensor | None = None) -> bool:
+@np.errstate(all="ignore")  # infinities and NaN are compared as torch would, without warnings
+def is_loss_gradient(G: np.ndarray, reported, course: np.ndarray | None = None) -> bool:
     """Whether the reported gradient is a gradient of the squared error at the current parameters: at one sample,
     the mean of two, the whole set (mean or sum), or one sample of the course data (`course`, its per-sample
     gradients: a class that reads the notebook's X_train), up to a factor of 2."""
-    g = _three_numbers(reported)
-    if g is None or not bool(torch.isfinite(g).all()) or not bool((g != 0).any()):
+    g = _finite_three(reported)
+    if g is None or not any(reported):
         return False
-    rows = torch.cat([G, G.mean(0, keepdim=True), G.sum(0, keepdim=True)] + ([course] if course is not None else []))
+    rows = np.concatenate([G, G.mean(0, keepdims=True), G.sum(0, keepdims=True)]
+                          + ([course] if course is not None else []))
     scales = (1.0, 2.0, 0.5)  # the cheap comparisons at every scale before any search for a pair
-    return any(bool(_close_rows(rows * s, g).any()) for s in scales) or any(_pair_mean(G * s, g) for s in scales)
+    return any(_close_rows(rows * s, g).any() for s in scales) or any(_pair_mean(G * s, g) for s in scales)
 
 
-def _trusted(every: torch.Tensor, reported, matched: torch.Tensor | None,
-             course_data: tuple[torch.Tensor, torch.Tensor] | None, theta: torch.Tensor) -> bool:
-    """is_loss_gradient(every, reported, the course data's gradients), its common case first: a gradient equal to
-    one sample's (`matched`: _matching(every, reported)), a correct optimizer's every step, needs no other
-    candidate built."""
-    if matched is not None and bool((torch.tensor(reported, dtype=torch.float64) != 0).any()):
+def _trusted(problem: _Problem, residuals: np.ndarray, reported, matched: np.ndarray | None,
+             course: _Problem | None, theta: np.ndarray) -> bool:
+    """is_loss_gradient(the problem's gradients, reported, the course data's), its common case first: a gradient
+    equal to one sample's (`matched`: _matching_at(problem, residuals, reported)), a correct optimizer's every
+    step, needs no other candidate built."""
+    if matched is not None and any(reported):
         return True
-    return is_loss_gradient(every, reported, _gradients(*course_data, theta) if course_data is not None else None)
+    course_rows = course.gradients(course.residuals(theta)) if course is not None else None
+    return is_loss_gradient(problem.gradients(residuals), reported, course_rows)
 
 
-def matching_samples(X: list, y: list, trajectory: list, gradients: list) -> list[int | None]:
+@np.errstate(all="ignore")
+def matching_samples(X: ArrayLike, y: ArrayLike, trajectory: list, gradients: list) -> list[int | None]:
     """For each step with a reported gradient: the sample whose gradient, at the parameters before that step,
     it equals, or None when no single sample's does."""
-    Xt = torch.tensor(X, dtype=torch.float64)
-    yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
-    theta, found = torch.tensor(START, dtype=torch.float64), []
+    problem, theta, found = _Problem(X, y), _array(START), []
     for step, reported in enumerate(gradients):
-        rows = _matching(_gradients(Xt, yt, theta), reported)
+        rows = _matching_at(problem, problem.residuals(theta), reported)
         found.append(int(rows[0]) if rows is not None else None)
         if step >= len(trajectory):
             break
-        theta = torch.tensor(trajectory[step], dtype=torch.float64)
+        theta = _array(trajectory[step])
     return found
 
 
-def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state: dict, mistake: str | None):
+def _candidates(kind: str, h: dict, theta: np.ndarray, G: np.ndarray, state: dict, mistake: str | None):
     """Next parameters for every (state in the beam, gradient row) pair, (B, K, 3), and the states they leave."""
     G = G[None, :, :]  # (1, K, 3)
     if kind in ("GD", "SGD"):
         update, new = h["lr"] * G, {}
     elif kind == "AdaGrad":
         acc = state["acc"][:, None, :] + G ** 2
-        root = torch.sqrt(acc + h["epsilon"]) if mistake == "eps_inside_sqrt" else \
-            acc if mistake == "no_sqrt" else torch.sqrt(acc) + h["epsilon"]
+        root = np.sqrt(acc + h["epsilon"]) if mistake == "eps_inside_sqrt" else \
+            acc if mistake == "no_sqrt" else np.sqrt(acc) + h["epsilon"]
         update, new = h["lr"] * G / root, {"acc": acc}
     else:
         t = 1 if mistake == "t_not_counted" else state["t"] + 1
@@ -174,20 +220,22 @@ def _candidates(kind: str, h: dict, theta: torch.Tensor, G: torch.Tensor, state:
             m_hat, v_hat = m, v
         else:
             m_hat, v_hat = m / (1 - h["beta1"] ** t), v / (1 - h["beta2"] ** t)
-        root = torch.sqrt(v_hat + h["epsilon"]) if mistake == "eps_inside_sqrt" else torch.sqrt(v_hat) + h["epsilon"]
+        root = np.sqrt(v_hat + h["epsilon"]) if mistake == "eps_inside_sqrt" else np.sqrt(v_hat) + h["epsilon"]
         update, new = h["lr"] * m_hat / root, {"m": m, "v": v, "t": t}
     if mistake == "b_not_updated":
-        update = update.clone()
+        update = update.copy()
         update[..., 2] = 0
     return update, new
 
 
-def _keep(new: dict, rows: torch.Tensor, columns: torch.Tensor) -> dict:
-    return {k: (v[rows, columns] if torch.is_tensor(v) else v) for k, v in new.items()}
+def _keep(new: dict, rows: np.ndarray, columns: np.ndarray) -> dict:
+    return {k: (v[rows, columns] if isinstance(v, np.ndarray) else v) for k, v in new.items()}
 
 
-def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake: str | None = None,
-           gradients: list | None = None, own_gradients: bool = False, course: list | None = None) -> Replay:
+@np.errstate(all="ignore")
+def replay(kind: str, kwargs: dict, X: ArrayLike, y: ArrayLike, trajectory: list, mistake: str | None = None,
+           gradients: list | None = None, own_gradients: bool = False,
+           course: Sequence[ArrayLike] | None = None) -> Replay:
     """Check `trajectory` (parameters [w1, w2, b] after each step) against the rule, step by step.
 
     Steps are compared as updates (next minus current parameters), relative to their own size. The gradient the
@@ -197,46 +245,40 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
     tell them apart.
 
     `own_gradients` (AdaGrad, Adam): a step whose reported gradient is a gradient of the loss (is_loss_gradient;
-    `course`: the course data's [X, y], whose samples count too) is replayed on that gradient alone."""
+    `course`: the course data's (X, y), whose samples count too) is replayed on that gradient alone."""
     h = {**DEFAULTS[kind], **kwargs}
     own = own_gradients and kind in OWN_GRADIENTS and bool(gradients)
-    course_data = None
-    if own and course is not None:
-        course_data = (torch.tensor(course[0], dtype=torch.float64),
-                       torch.tensor(course[1], dtype=torch.float64).reshape(-1))
-    Xt = torch.tensor(X, dtype=torch.float64)
-    yt = torch.tensor(y, dtype=torch.float64).reshape(-1)
-    state, theta = _state(kind, mistake), torch.tensor(START, dtype=torch.float64)
+    course_problem = _Problem(*course) if own and course is not None else None
+    problem, state, theta = _Problem(X, y), _state(kind, mistake), _array(START)
     result = Replay(steps=len(trajectory), first_bad=None)
     for step, reached in enumerate(trajectory):
-        got = torch.tensor(reached, dtype=torch.float64)
+        got = _array(reached)
         reported = gradients[step] if gradients and step < len(gradients) else None
-        every = _gradients(Xt, yt, theta)
-        matched = _matching(every, reported) if own else None
-        if own and _trusted(every, reported, matched, course_data, theta):
-            rows_used = matched[:1] if matched is not None else torch.tensor([-1])
-            G = torch.tensor(reported, dtype=torch.float64)[None, :]
+        residuals = problem.residuals(theta)
+        matched = _matching_at(problem, residuals, reported) if own else None
+        if own and _trusted(problem, residuals, reported, matched, course_problem, theta):
+            rows_used = matched[:1] if matched is not None else np.array([-1])
+            G = _array(reported)[None, :]
         else:
-            G = _effective(kind, every, mistake)
+            G = _effective(kind, problem.gradients(residuals), mistake)
             rows_used = _matching(G, reported)
             if rows_used is not None:
                 G = G[rows_used]
         update, new = _candidates(kind, h, theta, G, state, mistake)
         moved = theta - got
-        error = ((update - moved).abs() / (STEP_ATOL + RTOL * update.abs())).amax(-1)  # (B, K)
-        best = float(error.min()) if error.numel() else float("inf")
-        if not bool(torch.isfinite(got).all()) or not best <= 1:
-            flat = int(error.argmin())
+        error = (np.abs(update - moved) / (STEP_ATOL + RTOL * np.abs(update))).max(-1)  # (B, K)
+        flat = int(error.argmin())
+        best = float(error.flat[flat])
+        if not all(map(math.isfinite, reached)) or not best <= 1:
             b, k = divmod(flat, error.shape[1])
             result.first_bad, result.expected = step, (theta - update[b, k]).tolist()
             return result
         # Keep what reproduces the step about as well as the best does (float32 rounding is a small fraction of
         # the tolerance); Adam's first step ties every sample whose gradient has the same signs.
-        rows, columns = torch.nonzero(error <= min(1.0, best + TIE), as_tuple=True)
+        rows, columns = np.nonzero(error <= min(1.0, best + TIE))
         if len(rows) > MAX_TIES:
-            order = torch.argsort(error[rows, columns])[:MAX_TIES]
+            order = np.argsort(error[rows, columns], kind="stable")[:MAX_TIES]
             rows, columns = rows[order], columns[order]
-        flat = int(error.argmin())
         if kind in ONE_SAMPLE and mistake != "full_batch":
             column = flat % error.shape[1]
             result.samples.append(int(rows_used[column]) if rows_used is not None else column)
@@ -245,8 +287,9 @@ def replay(kind: str, kwargs: dict, X: list, y: list, trajectory: list, mistake:
     return result
 
 
-def diagnose(kind: str, kwargs: dict, X: list, y: list, trajectory: list, correct: Replay,
-             gradients: list | None = None, own_gradients: bool = False, course: list | None = None) -> str:
+def diagnose(kind: str, kwargs: dict, X: ArrayLike, y: ArrayLike, trajectory: list, correct: Replay,
+             gradients: list | None = None, own_gradients: bool = False,
+             course: Sequence[ArrayLike] | None = None) -> str:
     """The named mistake that reproduces the run further than the correct rule does ("" when none does)."""
     best, reach = "", (correct.first_bad or 0)
     for name, (kinds, text) in MISTAKES.items():
