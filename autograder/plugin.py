@@ -152,11 +152,12 @@ def run_cases(cases_path: Path, submission: Submission, rubric: dict[str, Row]) 
     log = io.StringIO()
     # Only our plugin (installed pytest plugins such as hypothesis' cost seconds), and no assertion
     # rewriting: the cases raise their own messages. No unraisable-exception plugin: its full garbage
-    # collections cost a third of a second in a process holding torch. Short tracebacks: pytest's long ones repr
-    # every frame's arguments (a run's trajectories), seconds per failed case; our own messages are what we report.
+    # collections cost a third of a second in a process holding torch. Python's own tracebacks: pytest's long ones
+    # repr every frame's arguments (a run's trajectories), seconds per failed case, and its short ones parse each
+    # frame's file again; our own messages are what we report.
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _env("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"):
         code = pytest.main([str(cases_path), "-c", str(INI), "--rootdir", str(cases_path.parent), "-q",
-                            "--assert=plain", "--tb=short", "-p", "no:cacheprovider", "-p", "no:unraisableexception"],
+                            "--assert=plain", "--tb=native", "-p", "no:cacheprovider", "-p", "no:unraisableexception"],
                            plugins=[collector])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not collector.results:
         raise RuntimeError(f"the cases in {cases_path} did not run (pytest exit {code}):\n{log.getvalue()[-3000:]}")

@@ -61,7 +61,8 @@ class KernelSeed:
             os.environ.clear()
             os.environ.update(launch["env"])
             # Exit with the worker. (Its default was read from the environment when ipykernel was imported.)
-            sys.argv = ["ipykernel_launcher", *launch["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+            sys.argv = ["ipykernel_launcher", *launch["argv"], f"--IPKernelApp.parent_handle={os.getppid()}",
+                        "--HistoryManager.enabled=False"]
             kernelapp.launch_new_instance()
             code = 0
         finally:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import time
+from queue import Empty
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
@@ -33,6 +35,29 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+class ReadyClient(AsyncKernelClient):
+    """jupyter_client's client, ready as soon as the kernel has answered kernel_info and IOPub is seen to carry
+    messages. The library's client then also waits for IOPub to stay silent for 0.2 s: idle time, half of a
+    kernel's start in the sandbox (0.45 s), and needless, since nbclient reads only the replies to its own
+    requests. (AsyncKernelClient binds `wait_for_ready` to the base class's function: replaced here by name.)"""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (60.0 if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+                if reply["msg_type"] == "kernel_info_reply":
+                    await self.iopub_channel.get_msg(timeout=0.2)  # else IOPub is not connected yet: ask again
+                    self._handle_kernel_info_reply(reply)
+                    return
+            except Empty:
+                pass
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+        raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+
 class Kernel:
     """One kernel and the cells run in it; a hung or dead kernel is reported, never raised."""
 
@@ -40,6 +65,7 @@ class Kernel:
         self.notebook = nbformat.v4.new_notebook()
         # Kept here too: the client holds its manager and channels as optional (None until a kernel starts).
         self.manager = AsyncKernelManager(kernel_name="python3", transport="ipc")  # async: timeouts need a free loop
+        self.manager.client_factory = ReadyClient
         self.client = CappedClient(
             self.notebook,
             km=self.manager,
@@ -98,6 +124,10 @@ class Kernel:
     def shutdown(self) -> None:
         try:
             self.channels.stop_channels()
+            process = getattr(self.manager.provisioner, "process", None)  # a KernelSeed, or a Popen
+            if process is not None:  # killed and reaped here: jupyter_client polls for its end every 0.1 s
+                process.kill()
+                process.wait(timeout=5)
             run_sync(self.manager.shutdown_kernel)(now=True)
         except Exception:  # the sandbox kills whatever is left
             pass
