@@ -316,9 +316,10 @@ def test_the_fallback_grades_the_solution_full_and_the_template_zero(tmp_path, a
     log = staff_log(solution)
     assert "FALLBACK SANDBOX" in log and "bubblewrap refused" in log and "no cgroups" in log
     assert "start-up: one step at a time" in log  # 768 MiB: no torch in the grader beside the sandbox
-    # The watchdog measured the run without ptrace (it read 0 MB forever with smaps_rollup).
+    # The watchdog measured the run without ptrace (it read 0 MB forever with smaps_rollup). What the run holds
+    # beyond the zygote's pages is small: 12-13 MB since the hidden problems travel as bytes, not JSON numbers.
     peak = float(re.search(r"memory: peak ([\d.]+) MB \(statm\)", log).group(1))
-    assert peak > 20
+    assert peak > 5
     assert solution["extra_data"]["needs_review"] == []
     template, _ = grade_in_box(ROOT / "student_template" / f"{assignment}.ipynb", assignment,
                                tmp_path / "template.json")
