@@ -79,6 +79,8 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
         scratch = Path(tempfile.mkdtemp(prefix="autograder-run-"))
         if user:
             os.chown(scratch, user.pw_uid, user.pw_gid)
+    elif user:  # the full sandbox, as root: the kernel bounds the run's memory and processes, not only the watchdog
+        groups = Cgroups.create(limits, run.notes, config.disabled)
     request = {**request, "deadline": limits.wall_seconds - 15, "cell_timeout": limits.cell_timeout,
                "output_limit": limits.output_kb_per_cell * 1000}
     switched_off = {*request["measure"].get("switched_off", []), *({"landlock"} & config.disabled)}
@@ -109,6 +111,8 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
     readers = [threading.Thread(target=read_capped, args=(pipes[n][0], replies[n]), daemon=True) for n in replies]
     for reader in readers:
         reader.start()
+    if zygote.mode == "namespaces" and groups.paths:
+        groups = _into_cgroups(groups, zygote, worker, run.notes)
     find = _finder(zygote, user)
     watch = MemoryWatch(find, limits.memory_mb, zygote.host_pid()).start()
     try:
@@ -151,6 +155,17 @@ def _run(request, limits, protected, preload, user, notes, started, config: Grad
     run.wall_seconds = time.monotonic() - started
     run.reply, run.problem = parse_replies(replies, run)
     return run
+
+
+def _into_cgroups(groups: Cgroups, zygote: Zygote, worker, notes: list[str]) -> Cgroups:
+    """The full sandbox's run, into its cgroups while it waits for its request (inside/zygote.py): everything it
+    starts is then in them. Where it cannot be moved, the watchdog alone bounds its memory, as without cgroups."""
+    pid = processes.host_pid(zygote.host_pid(), worker.pid)
+    if pid is not None and groups.add(pid):
+        return groups
+    notes.append("the run could not be put in its cgroups: memory is bounded by the grader's watchdog only")
+    groups.remove()
+    return Cgroups({})
 
 
 def _forget(worker) -> None:

@@ -84,7 +84,7 @@ def allocate(args):
     import time
     block = bytearray(args["mb"] * 2**20)
     block[::4096] = b"1" * len(block[::4096])
-    time.sleep(3)  # held: in the full sandbox only the watchdog's samples (every 0.2 s) can see it
+    time.sleep(args.get("hold", 3))  # held: without cgroups (not root) only the watchdog's 0.2 s samples see it
     return "allocated"
 
 def hang(args):
@@ -243,14 +243,25 @@ def test_a_memory_hog_is_stopped_by_the_memory_limit_and_costs_only_its_own_chec
 
 def test_the_memory_limit_is_what_stops_an_allocation(mode):
     """600 MB, held: stopped under a 400 MB limit; the control, the same allocation under 1200 MB, completes.
-    Held for 3 s: the full sandbox has no cgroup of its own (docs/trust_model.md), so a burst freed within one of
-    the watchdog's 0.2 s samples can pass; under CI's load an allocation returned at once passed this way."""
+    Held for 3 s: without root there are no cgroups, so a burst freed within one of the watchdog's 0.2 s samples
+    can pass; under CI's load an allocation returned at once passed this way."""
     stopped = measure([("allocate", "allocate", {"mb": 600}, 60)],
                       limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
     assert stopped.memory_exceeded and stopped.reply["probes"]["allocate"].get("stopped") == "memory", stopped.notes
     allowed = measure([("allocate", "allocate", {"mb": 600}, 60)],
                       limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=1200))
     assert value(allowed, "allocate") == "allocated" and not allowed.memory_exceeded, allowed.notes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+def test_as_root_the_kernel_stops_a_burst_in_the_runs_own_memory_cgroup(mode):
+    """600 MB touched and freed at once, under a 400 MB limit: the run's cgroup OOM-kills it, in both modes (the
+    full sandbox's run is moved into its cgroups before it may start anything); no watchdog sample is needed."""
+    run = measure([("burst", "allocate", {"mb": 600, "hold": 0}, 60)],
+                  limits=Limits(wall_seconds=90, cell_timeout=60, memory_mb=400))
+    assert run.memory.cgroup_oom_kills >= 1 and run.memory.source == "cgroup", run.notes
+    assert run.reply["probes"]["burst"].get("stopped") == "memory", run.reply["probes"]
+    assert not any("could not be put in its cgroups" in note for note in run.notes)
 
 
 def test_a_call_that_hangs_times_out_and_the_next_still_runs():

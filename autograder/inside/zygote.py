@@ -37,6 +37,9 @@ MESSAGE_LIMIT = 1 << 20
 def _run(job: dict, fds: list[int], mode: str) -> int:
     """In the forked child: become one confined run of the worker; returns its exit code."""
     request, report, measurements, log = fds
+    # Nothing happens before the request arrives: the full sandbox's grader first moves this process into the run's
+    # cgroups (it cannot see them from here), so that every process the run starts is born in them.
+    select.select([request], [], [])
     os.dup2(request, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)

@@ -1,4 +1,7 @@
-"""cgroups (v1) around a run: a memory and a pids limit, and how every process of it is found. Root only."""
+"""cgroups (v1) around a run: a memory and a pids limit, and how every process of it is found. Root only.
+
+The fallback's run puts itself in them before it drops root (inside/confine.py); the full sandbox's run cannot see
+them, so the grader moves it (`add`) while it waits for its request, before it has started anything."""
 
 from __future__ import annotations
 
@@ -49,9 +52,18 @@ class Cgroups:
             if controller not in groups.paths and paths:
                 notes.append(f"no {controller} cgroup: {controller} is bounded by the watchdog and rlimits only")
         if not paths:
-            notes.append("no cgroups (not root, or refused by the container): memory is bounded by the grader's watchdog and "
-                         "processes instead; a student's detached processes are found by user id")
+            notes.append("no cgroups (not root, or refused by the container): memory is bounded by the grader's watchdog "
+                         "only, processes by rlimits")
         return groups
+
+    def add(self, pid: int) -> bool:
+        """Move process `pid` (a host pid) into every controller; False, with nothing left half done, on failure."""
+        try:
+            for path in self.paths.values():
+                (path / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            return False
+        return True
 
     def pids(self) -> set[int]:
         found = set()

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["descendants", "command_name", "processes_of", "kill_all"]
+__all__ = ["descendants", "command_name", "processes_of", "kill_all", "host_pid"]
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -29,6 +29,18 @@ def descendants(pid: int) -> list[int]:
         found += kids
         todo += kids
     return found
+
+
+def host_pid(parent: int, inner: int) -> int | None:
+    """The host pid of the child of host process `parent` that is process `inner` in its own pid namespace."""
+    for pid in descendants(parent):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("NSpid:") and int(line.split()[-1]) == inner:
+                    return pid
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def command_name(pid: int) -> str:
