@@ -16,8 +16,10 @@ __all__ = ["run_plan", "scrubbed_env"]
 
 def run_plan(limits: Limits, mode: str, scratch: Path | None, groups: Cgroups, user) -> dict:
     rlimits = {"RLIMIT_CPU": limits.wall_seconds * 2, "RLIMIT_FSIZE": limits.max_file_mb * 2**20, "RLIMIT_CORE": 0}
-    if user is not None and "pids" not in groups.paths:  # a slot user of its own: its count is the run's (a
-        rlimits["RLIMIT_NPROC"] = limits.max_processes  # TA's own user also runs their desktop: no limit there)
+    # A slot user of its own: its count is the run's (a TA's own user also runs their desktop: no limit there).
+    # Kept beside a pids cgroup in the full sandbox, whose run is moved into it only after this plan is sent.
+    if user is not None and ("pids" not in groups.paths or mode == "namespaces"):
+        rlimits["RLIMIT_NPROC"] = limits.max_processes
     if mode == "namespaces":
         return {"scratch": "/scratch", "scratch_mb": limits.scratch_mb, "rlimits": rlimits,
                 "keep": [str(p) for p in host.python_paths()]}  # bound at the same paths in the view

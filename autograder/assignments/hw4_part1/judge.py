@@ -112,12 +112,10 @@ def check_steps(submission, name: str, run: str, steps: int | None = None) -> ru
 
 
 @np.errstate(all="ignore")  # a reported infinity is compared, not warned about
-def _gradient_hint(name: str, X: list, y: list, theta: list, g: list) -> str:
+def _gradient_hint(name: str, X: np.ndarray, y: np.ndarray, theta: list, g: list) -> str:
     """The mistake a wrong gradient shows, by evidence: which gradient of the loss it equals."""
-    every = rule._gradients(rule._array(X), rule._array(y).reshape(-1), rule._array(theta))
-    course_X, course_y = course()
-    on_course = rule._gradients(rule._array(course_X).reshape(-1, 2), rule._array(course_y).reshape(-1),
-                                rule._array(theta))
+    every = rule._gradients(X, y, rule._array(theta))
+    on_course = rule._gradients(*course(), rule._array(theta))
     wanted = every.mean(0, keepdims=True) if name == "GD" else every
     course_rows = on_course.mean(0, keepdims=True) if name == "GD" else on_course
     mine = rule._array(g)
@@ -158,7 +156,7 @@ def check_gradient(submission, name: str) -> None:
                                  f"at step {index + 1} yours "
                                      + (f"has {len(reported)}." if isinstance(reported, list) else "does not."))
         if name == "GD":
-            G = rule._gradients(rule._array(X), rule._array(y).reshape(-1), rule._array(theta)).mean(0, keepdims=True)
+            G = rule._gradients(X, y, rule._array(theta)).mean(0, keepdims=True)
             good = bool(rule._close_rows(G, rule._array(reported)).any())
             closest = G[0].tolist()
         else:
